@@ -1,0 +1,38 @@
+"""The simple functions on top of the configurable classes: load a model, extract a text."""
+
+from __future__ import annotations
+
+import os
+
+from .decoding import DecodingSettings
+from .pipeline import Decoder, ExampleSource, Extractor, Result
+from .prompt import Strategy
+from .reading import Report, text_sha256
+from .registry import Registry
+from .runtime import LoadSettings, Runtime, physical_cores
+
+
+def load_model(
+    name: str | None = None,
+    *,
+    threads: int | None = None,
+    strategy: Strategy = Strategy.naive,
+    decoder: Decoder = Decoder.schema,
+    decoding: DecodingSettings | None = None,
+    examples: ExampleSource | None = None,
+    registry: Registry | None = None,
+) -> Extractor:
+    """Resolve a registered model (the default when `name` is None), check it, load it.
+
+    Extraction is offline: the hub client is told so before anything could import it.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    resolved = (registry or Registry.default()).resolve(name)
+    settings = LoadSettings(n_ctx=resolved.manifest.context_size, n_threads=threads or physical_cores())
+    runtime = Runtime(resolved, settings=settings)
+    return Extractor(runtime, strategy=strategy, decoder=decoder, decoding=decoding, examples=examples)
+
+
+def extract(text: str, *, extractor: Extractor, report_id: str = "text") -> Result:
+    """Extract one report given as text."""
+    return extractor.extract(Report(id=report_id, text=text, source="-", sha256=text_sha256(text)))

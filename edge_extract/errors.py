@@ -1,0 +1,49 @@
+"""One base error, then one subclass per stage; each knows its exit code and error-record kind."""
+
+from __future__ import annotations
+
+
+class EdgeExtractError(Exception):
+    """Base of every expected failure: the CLI prints its message on one line, no traceback."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class ConfigError(EdgeExtractError):
+    """A setting, option or manifest is wrong."""
+
+    exit_code = 2
+    kind = "config"
+
+
+class InputError(EdgeExtractError):
+    """A report cannot be read: empty, binary, undecodable, too large or missing."""
+
+    exit_code = 3
+    kind = "input"
+
+
+class ModelError(EdgeExtractError):
+    """A model is unknown, missing, corrupted or fails to load."""
+
+    exit_code = 4
+    kind = "model"
+
+
+class GenerationError(EdgeExtractError):
+    """The model could not produce an answer for a report."""
+
+    exit_code = 5
+    kind = "generation"
+
+
+class OutputInvalidError(EdgeExtractError):
+    """The model's answer is not a valid record (kept closed: never written as good)."""
+
+    exit_code = 5
+    kind = "invalid_output"
+
+
+class UnknownModelError(ModelError):
+    """No model of that name is registered."""

@@ -1,0 +1,218 @@
+"""One report through the five steps (read -> prompt -> generate -> validate -> write) -> Result."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from . import __version__
+from .decoding import DecodeStats, DecodingSettings, SchemaDecoder
+from .errors import EdgeExtractError, GenerationError, OutputInvalidError
+from .prompt import PROMPT_VERSION, Strategy, render_prompt
+from .reading import Report
+from .runtime import Runtime
+from .schema import FIELD_MAX_CHARS, Example, Record, record_json_schema
+from .validate import parse_record
+
+ExampleSource = Callable[[str], Sequence[Example]]
+"""Report text -> solved examples for the advanced strategy, most similar first."""
+
+
+class Decoder(str, Enum):
+    """How the answer is generated."""
+
+    schema = "schema"
+    """edge-extract's schema-driven decoding: skeleton fed, values generated (fast)."""
+    grammar = "grammar"
+    """llama-cpp-python's JSON-schema grammar (slow; the reference path)."""
+
+
+# Tokens an answer may need at most: every value at its bound plus the skeleton.
+ANSWER_TOKEN_BUDGET = int(sum(FIELD_MAX_CHARS.values()) / DecodingSettings().chars_per_token_bound) + 200
+RETRY_PENALTY = 1.3
+"""A second attempt after an invalid answer is pushed harder away from repeating itself."""
+
+
+class ErrorInfo(BaseModel):
+    """Why a report has no record."""
+
+    kind: str
+    message: str
+
+
+class Provenance(BaseModel):
+    """Everything needed to know how a record was made and to reproduce it."""
+
+    model: str
+    model_sha256: str
+    adapter_sha256: str | None = None
+    prompt_version: str
+    prompt_format: str
+    strategy: str
+    decoder: str
+    edge_extract_version: str
+    input_sha256: str
+    seconds: float
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    settings: dict[str, float | int | str]
+
+
+class Result(BaseModel):
+    """One report's outcome, as written to disk: a valid summary, or an error and no summary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    source: str
+    status: Literal["ok", "failed"]
+    summary: Record | None = None
+    flags: list[str] = []
+    error: ErrorInfo | None = None
+    provenance: Provenance
+
+
+class Extractor:
+    """A loaded model plus how to ask it: call `extract` once per report, the model stays loaded
+    (and its KV cache holds the shared instruction prefix) across a whole batch.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        strategy: Strategy = Strategy.naive,
+        decoder: Decoder = Decoder.schema,
+        decoding: DecodingSettings | None = None,
+        examples: ExampleSource | None = None,
+        n_examples: int = 3,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if strategy is Strategy.advanced and examples is None:
+            raise ValueError("the advanced strategy needs an example source")
+        self.runtime = runtime
+        self.strategy = strategy
+        self.decoder = decoder
+        self.decoding = decoding or DecodingSettings()
+        self.examples = examples
+        self.n_examples = n_examples
+        self.clock = clock
+        self._schema_decoders: dict[float, SchemaDecoder] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a rerun could give a different record: the resume key of batches."""
+        manifest = self.runtime.model.manifest
+        parts = [
+            manifest.sha256,
+            manifest.adapter.sha256 if manifest.adapter else "",
+            PROMPT_VERSION,
+            self.strategy.value,
+            self.decoder.value,
+            json.dumps(asdict(self.decoding), sort_keys=True),
+        ]
+        return "|".join(parts)
+
+    def _prompt(self, text: str) -> tuple[list[int], list[str]]:
+        """Prompt tokens that leave room for the longest answer, and the flags fitting cost."""
+        chat = self.runtime.model.manifest.prompt_format
+        room = self.runtime.n_ctx - ANSWER_TOKEN_BUDGET
+        examples = list(self.examples(text)[: self.n_examples]) if self.examples else []
+        flags: list[str] = []
+        while True:
+            tokens = self.runtime.tokenize(
+                render_prompt(text, chat=chat, strategy=self.strategy, examples=examples), add_bos=True
+            )
+            if len(tokens) <= room:
+                return tokens, flags
+            if examples:
+                examples.pop()  # fewer in-context examples before cutting the report itself
+                flags.append("fewer_examples")
+                continue
+            # Cut the report in proportion, a little more than needed, and say so in the record.
+            keep = int(len(text) * room / len(tokens) * 0.95)
+            if keep < 200:
+                raise GenerationError(f"the {self.runtime.n_ctx}-token context is too small for this prompt")
+            text = text[:keep]
+            if "report_truncated" not in flags:
+                flags.append("report_truncated")
+
+    def _generate(self, tokens: list[int], penalty: float) -> tuple[str, DecodeStats]:
+        if self.decoder is Decoder.grammar:
+            text, generated = self.runtime.complete(
+                tokens, max_tokens=ANSWER_TOKEN_BUDGET, grammar_schema=record_json_schema()
+            )
+            return text, DecodeStats(generated_tokens=generated, prompt_tokens=len(tokens))
+        decoder = self._schema_decoders.get(penalty)
+        if decoder is None:
+            settings = DecodingSettings(**{**asdict(self.decoding), "repeat_penalty": penalty})
+            decoder = self._schema_decoders[penalty] = SchemaDecoder(self.runtime, settings=settings)
+        values, stats = decoder.decode(tokens)
+        return json.dumps(values, ensure_ascii=False), stats
+
+    def _provenance(self, report: Report, seconds: float, stats: DecodeStats | None) -> Provenance:
+        manifest = self.runtime.model.manifest
+        load = self.runtime.settings
+        return Provenance(
+            model=manifest.name,
+            model_sha256=manifest.sha256,
+            adapter_sha256=manifest.adapter.sha256 if manifest.adapter else None,
+            prompt_version=PROMPT_VERSION,
+            prompt_format=manifest.prompt_format,
+            strategy=self.strategy.value,
+            decoder=self.decoder.value,
+            edge_extract_version=__version__,
+            input_sha256=report.sha256,
+            seconds=round(seconds, 3),
+            prompt_tokens=stats.prompt_tokens if stats else 0,
+            generated_tokens=stats.generated_tokens if stats else 0,
+            settings={
+                **asdict(self.decoding),
+                "n_ctx": load.n_ctx,
+                "n_threads": load.n_threads,
+                "temperature": 0.0,
+            },
+        )
+
+    def extract(self, report: Report) -> Result:
+        """Extract one report. Expected failures become a failed Result, never an exception."""
+        started = self.clock()
+        stats: DecodeStats | None = None
+        flags: list[str] = []
+        try:
+            tokens, flags = self._prompt(report.text)
+            penalties = (self.decoding.repeat_penalty, max(RETRY_PENALTY, self.decoding.repeat_penalty))
+            for attempt, penalty in enumerate(penalties):
+                raw, stats = self._generate(tokens, penalty)
+                try:
+                    record = parse_record(raw)
+                    break
+                except OutputInvalidError:
+                    if attempt == len(penalties) - 1:
+                        raise
+                    flags.append("retried")
+            flags += [f"capped:{name}" for name in stats.capped_fields]
+            flags += [f"loop:{name}" for name in stats.looped_fields]
+            return Result(
+                id=report.id,
+                source=report.source,
+                status="ok",
+                summary=record,
+                flags=flags,
+                provenance=self._provenance(report, self.clock() - started, stats),
+            )
+        except EdgeExtractError as error:
+            return Result(
+                id=report.id,
+                source=report.source,
+                status="failed",
+                flags=flags,
+                error=ErrorInfo(kind=error.kind, message=str(error)),
+                provenance=self._provenance(report, self.clock() - started, stats),
+            )

@@ -1,0 +1,244 @@
+"""The only importer of llama_cpp: load a GGUF, tokenize, feed tokens with prefix reuse, read logits.
+
+Every llama.cpp setting edge-extract uses is set here, explicitly, never taken from library
+defaults (llama-cpp-python defaults to verbose=True and n_ctx=512).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import GenerationError, ModelError
+
+if TYPE_CHECKING:
+    from .registry import ResolvedModel
+
+GGUF_MAGIC = b"GGUF"
+
+
+def physical_cores() -> int:
+    """Physical cores, not hyper-threads: llama.cpp decoding is memory-bound and slows when
+    two threads share a core. Falls back to the logical count where the topology is hidden."""
+    logical = os.cpu_count() or 1
+    try:
+        cores = set()
+        for line in Path("/proc/cpuinfo").read_text().split("\n\n"):
+            fields = dict(part.split(":", 1) for part in line.splitlines() if ":" in part)
+            fields = {k.strip(): v.strip() for k, v in fields.items()}
+            if "core id" in fields:
+                cores.add((fields.get("physical id", "0"), fields["core id"]))
+        return max(1, min(len(cores) or logical, logical))
+    except OSError:
+        return logical
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How a model is loaded. Recorded with every result.
+
+    Attributes:
+        n_ctx: context window in tokens (prompt plus answer).
+        n_threads: CPU threads for decoding and prompt processing.
+        n_batch: tokens per llama_decode call when processing a prompt.
+        gpu_layers: layers offloaded to a GPU when llama.cpp was built with one (-1: all).
+        seed: sampler seed; greedy decoding does not use it, but the grammar path records it.
+    """
+
+    n_ctx: int = 8192
+    n_threads: int = 1
+    n_batch: int = 512
+    gpu_layers: int = -1
+    seed: int = 0
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a file that is not a GGUF llama.cpp can read, with a one-line reason."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelError(f"cannot read model file {path}: {error.strerror}") from error
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path.name} is not a GGUF model file")
+    with _quiet_llama():
+        import llama_cpp
+
+        try:
+            llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"llama.cpp cannot read {path.name}: {error}") from error
+
+
+@contextlib.contextmanager
+def _quiet_llama() -> Iterator[None]:
+    """Silence llama.cpp's C-level logging on stderr (it writes metadata, which is noise here)."""
+    import llama_cpp
+
+    def _drop(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        return None
+
+    callback = llama_cpp.llama_log_callback(_drop)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _quiet_llama.keep = callback  # type: ignore[attr-defined]  # must outlive the C side's use
+    yield
+
+
+class Runtime:
+    """A loaded GGUF model and its context: the decoders drive it token by token."""
+
+    def __init__(self, model: ResolvedModel, *, settings: LoadSettings) -> None:
+        self.model = model
+        self.settings = settings
+        with _quiet_llama():
+            import llama_cpp
+
+            check_gguf(model.path)
+            try:
+                self._llm = llama_cpp.Llama(
+                    model_path=str(model.path),
+                    n_ctx=settings.n_ctx,
+                    n_batch=settings.n_batch,
+                    n_ubatch=settings.n_batch,
+                    n_threads=settings.n_threads,
+                    n_threads_batch=settings.n_threads,
+                    n_gpu_layers=settings.gpu_layers,
+                    seed=settings.seed,
+                    lora_path=str(model.adapter_path) if model.adapter_path else None,
+                    lora_scale=model.manifest.adapter.scale if model.manifest.adapter else 1.0,
+                    logits_all=False,
+                    # Full-size sliding-window cache, so the KV cache can be cut back to any
+                    # prefix (prefix reuse across reports, rewinding a runaway value).
+                    swa_full=True,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as error:
+                raise ModelError(f"llama.cpp could not load {model.path.name}: {error}") from error
+        self._llama_cpp = llama_cpp
+        self._vocab = self._llm._model.vocab
+        self.n_vocab = self._llm.n_vocab()
+        self._pieces: dict[int, bytes] = {}
+
+    @property
+    def n_ctx(self) -> int:
+        return self._llm.n_ctx()
+
+    @property
+    def n_past(self) -> int:
+        """Tokens now in the context."""
+        return self._llm.n_tokens
+
+    def close(self) -> None:
+        """Free the model and context now rather than at garbage collection."""
+        self._llm.close()
+
+    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
+        """Token ids of text; chat markers such as <start_of_turn> become their special tokens."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for; empty for control tokens (end of turn, unused ids)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            buffer = ctypes.create_string_buffer(64)
+            size = self._llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
+            if size < 0:
+                buffer = ctypes.create_string_buffer(-size)
+                size = self._llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -size, 0, False)
+            cached = buffer.raw[:size]
+            self._pieces[token] = cached
+        return cached
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def start(self, tokens: Sequence[int]) -> np.ndarray:
+        """Make the context hold exactly `tokens`, reusing the longest cached prefix; return the
+        logits for the next token.
+
+        Consecutive reports share the instruction prefix, so only the rest is processed: this
+        halves prompt time after the first report. State copies (LlamaRAMCache, save_state) are
+        avoided on purpose: each copies about 1 MiB of scores per token.
+        """
+        if len(tokens) >= self.n_ctx:
+            raise GenerationError(f"prompt of {len(tokens)} tokens does not fit the {self.n_ctx}-token context")
+        cached = self._llm.input_ids[: self._llm.n_tokens]
+        common = 0
+        for old, new in zip(cached, tokens):
+            if old != new:
+                break
+            common += 1
+        self.truncate(min(common, len(tokens) - 1))
+        return self.feed(tokens[self._llm.n_tokens :])
+
+    def truncate(self, n_tokens: int) -> None:
+        """Drop every token after the first `n_tokens` from the context."""
+        if n_tokens < self._llm.n_tokens and not self._llm._ctx.kv_cache_seq_rm(-1, n_tokens, -1):
+            n_tokens = 0  # the cache refused a partial cut: start over
+            self._llm.reset()
+            self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self._llm.n_tokens = n_tokens
+
+    def feed(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append tokens to the context (as a batch) and return the next-token logits.
+
+        The array is a view into llama.cpp's buffer, valid until the next call: copy it to keep it.
+        """
+        if not tokens:
+            raise GenerationError("nothing to feed")
+        if self._llm.n_tokens + len(tokens) > self.n_ctx:
+            raise GenerationError(f"answer does not fit the {self.n_ctx}-token context")
+        try:
+            self._llm.eval(list(tokens))
+        except RuntimeError as error:
+            raise GenerationError(f"llama.cpp decode failed: {error}") from error
+        pointer = self._llm._ctx.get_logits_ith(-1)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    def complete(
+        self, tokens: Sequence[int], *, max_tokens: int, grammar_schema: dict[str, Any] | None
+    ) -> tuple[str, int]:
+        """llama-cpp-python's own sampling loop, greedy: free text, or constrained by its stock
+        JSON-schema grammar. The reference path for benchmarks and `--decoder grammar`.
+
+        Returns the text and the number of generated tokens.
+        """
+        grammar = None
+        if grammar_schema is not None:
+            grammar = self._llama_cpp.LlamaGrammar.from_string(json_schema_grammar(grammar_schema), verbose=False)
+        try:
+            response = self._llm.create_completion(
+                list(tokens),
+                max_tokens=max_tokens,
+                temperature=0.0,
+                top_k=1,
+                repeat_penalty=1.0,
+                grammar=grammar,
+                seed=self.settings.seed,
+            )
+        except (RuntimeError, ValueError) as error:
+            raise GenerationError(f"llama.cpp generation failed: {error}") from error
+        return response["choices"][0]["text"], response["usage"]["completion_tokens"]
+
+
+def json_schema_grammar(schema: dict[str, Any]) -> str:
+    """GBNF for a JSON schema via llama-cpp-python's converter, with its string rule fixed.
+
+    The converter's `char` rule lets raw control characters (newlines) into strings, and then
+    `json.loads` fails with "Invalid control character"; JSON forbids them, so the grammar does too.
+    """
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(json.dumps(schema))
+    loose = r'char ::= [^"\\] |'
+    if loose not in gbnf:
+        raise RuntimeError("llama-cpp-python's grammar converter changed: review json_schema_grammar")
+    return gbnf.replace(loose, r'char ::= [^"\\\x7F\x00-\x1F] |')
