@@ -219,7 +219,9 @@ class SchemaDecoder:
             loop = _loop_length(tokens, self.settings.loop_repeats) if self.settings.loop_repeats else 0
             if loop:
                 # Keep the first occurrence of the repeated run, drop the rest from text and context.
-                drop = loop * (self.settings.loop_repeats - 1) if loop > 1 else loop * (2 * self.settings.loop_repeats - 1)
+                drop = (
+                    loop * (self.settings.loop_repeats - 1) if loop > 1 else loop * (2 * self.settings.loop_repeats - 1)
+                )
                 del raw[len(raw) - sum(sizes[-drop:]) :]
                 del tokens[-drop:], sizes[-drop:]
                 self.model.truncate(start + len(tokens))

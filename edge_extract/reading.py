@@ -87,7 +87,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise InputError(f"{path}: {size / 1e6:.1f} MB is too large for one report (limit {MAX_BYTES // 2**20} MiB)")
+            raise InputError(
+                f"{path}: {size / 1e6:.1f} MB is too large for one report (limit {MAX_BYTES // 2**20} MiB)"
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None

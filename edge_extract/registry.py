@@ -7,11 +7,11 @@ and only inside `pull`, so extraction never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +21,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import paths
 from .errors import ConfigError, ModelError, UnknownModelError
+from .files import atomic_write_text
 
 DEFAULT_MODEL = "gemma-3-270m"
 """Used when neither --model nor EDGE_EXTRACT_MODEL names one."""
+
+PROMPT_FORMAT_BY_ARCHITECTURE = {
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "llama": "llama3",
+    "qwen2": "chatml",
+    "qwen3": "chatml",
+}
+"""Chat format guessed from a GGUF's `general.architecture` when none is given."""
 
 
 class Source(BaseModel):
@@ -119,25 +130,8 @@ def verify_file(path: Path, expected: str, *, force: bool = False) -> None:
             f"{path.name} is corrupted or not the expected file: sha256 {actual[:12]}... "
             f"but the manifest says {expected[:12]}...; delete it and run `edge-extract models verify`"
         )
-    try:
+    with contextlib.suppress(OSError):  # a read-only model folder only costs a re-hash next time
         atomic_write_text(stamp_file, json.dumps(stamp))
-    except OSError:
-        pass  # a read-only model folder only costs a re-hash next time
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a whole file through a temp file + rename, so readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_manifest(path: Path) -> Manifest:
@@ -187,8 +181,14 @@ class Registry:
         return folder / manifest.file
 
     def resolve(self, name: str | None = None, *, verify: bool = True, force: bool = False) -> ResolvedModel:
-        """Find a model's files, assembling an embedded one on first use, and check its sha256."""
-        manifest, folder = self.get(name or self.default_name())
+        """Find a model's files, assembling an embedded one on first use, and check its sha256.
+
+        `name` may also be the path of a GGUF file, run as it is (its sha256 is recorded, not checked).
+        """
+        name = name or self.default_name()
+        if name.endswith(".gguf") or os.sep in name:
+            return adhoc_model(Path(name))
+        manifest, folder = self.get(name)
         path = self.model_path(manifest, folder)
         if manifest.source.kind == "pypi" and not path.exists():
             _assemble_from_package(manifest, path)
@@ -207,7 +207,9 @@ class Registry:
         atomic_write_text(target, manifest.model_dump_json(indent=2, exclude_none=True) + "\n")
         return target
 
-    def import_file(self, source: Path, *, name: str, prompt_format: str, context_size: int = 8192) -> Manifest:
+    def import_file(
+        self, source: Path, *, name: str, prompt_format: str | None = None, context_size: int = 8192
+    ) -> Manifest:
         """Copy a GGUF (say, from a USB stick) into the user models folder and register it."""
         if not source.is_file():
             raise ModelError(f"no such file: {source}")
@@ -222,7 +224,7 @@ class Registry:
         )
 
     def pull(
-        self, repo: str, filename: str, *, name: str, prompt_format: str, revision: str | None = None
+        self, repo: str, filename: str, *, name: str, prompt_format: str | None = None, revision: str | None = None
     ) -> Manifest:
         """Download a GGUF once with huggingface-hub (HF_ENDPOINT and HF_TOKEN apply) and register it."""
         from huggingface_hub import hf_hub_download
@@ -240,25 +242,51 @@ class Registry:
         )
 
     def _register_file(
-        self, path: Path, *, name: str, source: Source, prompt_format: str, context_size: int = 8192
+        self, path: Path, *, name: str, source: Source, prompt_format: str | None, context_size: int = 8192
     ) -> Manifest:
-        from .prompt import CHAT_FORMATS
-        from .runtime import check_gguf
-
-        if prompt_format not in CHAT_FORMATS:
-            raise ConfigError(f"unknown prompt format {prompt_format!r}; known: {', '.join(CHAT_FORMATS)}")
-        check_gguf(path)
         manifest = Manifest(
             name=name,
             source=source,
             file=str(path.relative_to(self.folders[-1])),
             sha256=sha256_file(path),
             size=path.stat().st_size,
-            prompt_format=prompt_format,
+            prompt_format=_prompt_format(path, prompt_format),
             context_size=context_size,
         )
         self.register(manifest)
         return manifest
+
+
+def _prompt_format(path: Path, given: str | None) -> str:
+    """Check the GGUF loads; the given chat format, or the one its architecture implies."""
+    from .prompt import CHAT_FORMATS
+    from .runtime import check_gguf
+
+    metadata = check_gguf(path)
+    architecture = metadata.get("general.architecture", "")
+    chosen = given or PROMPT_FORMAT_BY_ARCHITECTURE.get(architecture)
+    if chosen is None:
+        raise ConfigError(
+            f"{path.name}: cannot tell the prompt format of a {architecture!r} model; pass --prompt-format"
+        )
+    if chosen not in CHAT_FORMATS:
+        raise ConfigError(f"unknown prompt format {chosen!r}; known: {', '.join(CHAT_FORMATS)}")
+    return chosen
+
+
+def adhoc_model(path: Path, *, prompt_format: str | None = None) -> ResolvedModel:
+    """A GGUF given by path on the command line, run without registering it."""
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    manifest = Manifest(
+        name=path.stem,
+        source=Source(kind="file"),
+        file=path.name,
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        prompt_format=_prompt_format(path, prompt_format),
+    )
+    return ResolvedModel(manifest=manifest, path=path, adapter_path=None)
 
 
 def _assemble_from_package(manifest: Manifest, target: Path) -> None:

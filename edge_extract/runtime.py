@@ -60,8 +60,9 @@ class LoadSettings:
     seed: int = 0
 
 
-def check_gguf(path: Path) -> None:
-    """Refuse a file that is not a GGUF llama.cpp can read, with a one-line reason."""
+def check_gguf(path: Path) -> dict[str, str]:
+    """Refuse a file that is not a GGUF llama.cpp can read, with a one-line reason; return its
+    metadata (architecture, name, ...)."""
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)
@@ -73,9 +74,12 @@ def check_gguf(path: Path) -> None:
         import llama_cpp
 
         try:
-            llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+            vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"llama.cpp cannot read {path.name}: {error}") from error
+        metadata = dict(vocab.metadata)
+        vocab.close()
+        return metadata
 
 
 @contextlib.contextmanager

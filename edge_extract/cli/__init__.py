@@ -1,0 +1,22 @@
+"""The edge-extract command: one root app, one sub-module per noun.
+
+Expected failures exit with a one-line message and the error's exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+
+# Each command module registers itself on `app` when imported.
+from . import extract as _extract  # noqa: E402,F401
+from . import models as _models  # noqa: E402,F401
+from ._app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "__version__", "typer"]
