@@ -214,7 +214,6 @@ class SchemaDecoder:
             sizes.append(len(piece))
             logits = self._feed([token], stats)
             if len(raw) >= max_chars:
-                stats.capped_fields.append(name)
                 break
             loop = _loop_length(tokens, self.settings.loop_repeats) if self.settings.loop_repeats else 0
             if loop:
@@ -227,5 +226,9 @@ class SchemaDecoder:
                 self.model.truncate(start + len(tokens))
                 stats.looped_fields.append(name)
                 break
+        else:
+            stats.capped_fields.append(name)  # the token bound ran out
+        if len(raw) >= max_chars:
+            stats.capped_fields.append(name)
         text = json_string_content(bytes(raw))[:max_chars]
         return _tidy(text), logits

@@ -1,0 +1,147 @@
+"""Schema-driven decoding gives valid JSON whatever the model writes inside a value.
+
+A scripted stand-in for the model is used here because a real model cannot be made to write a
+chosen adversarial value; test_extract.py runs the same decoder on the real model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from edge_extract.decoding import DecodingSettings, SchemaDecoder, json_string_content, skeleton_before
+from edge_extract.schema import FIELD_MAX_CHARS, FIELDS, NA
+from edge_extract.validate import parse_record
+
+EOS = 0
+MULTI = ['",', '\\"', "\\\\", "; ", "fever", "cough", "Male", "Female", "N/A", "é".encode()[:1], "é".encode()[1:]]
+
+
+class ScriptedModel:
+    """A byte-level toy model that wants to write `script[field]` and then a closing quote."""
+
+    def __init__(self, script: dict[str, str], *, eos_in: str | None = None) -> None:
+        pieces: list[bytes] = [b""] + [bytes([b]) for b in range(1, 256)]
+        pieces += [p if isinstance(p, bytes) else p.encode() for p in MULTI]
+        self.pieces = pieces
+        self.script = {name: script.get(name, NA).encode() + b'"' for name in FIELDS}
+        self.eos_in = eos_in
+        self.context: list[int] = []
+
+    @property
+    def n_past(self) -> int:
+        return len(self.context)
+
+    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
+        data, out = text.encode(), []
+        while data:
+            best = max(
+                (i for i, p in enumerate(self.pieces) if p and data.startswith(p)), key=lambda i: len(self.pieces[i])
+            )
+            out.append(best)
+            data = data[len(self.pieces[best]) :]
+        return out
+
+    def piece(self, token: int) -> bytes:
+        return self.pieces[token]
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return token == EOS
+
+    def _logits(self) -> np.ndarray:
+        text = b"".join(self.pieces[t] for t in self.context)
+        field = max(FIELDS, key=lambda name: text.rfind(f'"{name}": "'.encode()))
+        written = text[text.rfind(f'"{field}": "'.encode()) + len(field) + 5 :]
+        wanted = self.script[field][len(written) :] or b'"'
+        logits = np.zeros(len(self.pieces), dtype=np.float32)
+        if field == self.eos_in and written:
+            logits[EOS] = 1.0
+        else:
+            candidates = [i for i, p in enumerate(self.pieces) if p and wanted.startswith(p)]
+            logits[max(candidates, key=lambda i: len(self.pieces[i]))] = 1.0
+        return logits
+
+    def start(self, tokens: Sequence[int]) -> np.ndarray:
+        self.context = list(tokens)
+        return self._logits()
+
+    def feed(self, tokens: Sequence[int]) -> np.ndarray:
+        self.context += list(tokens)
+        return self._logits()
+
+    def truncate(self, n_tokens: int) -> None:
+        del self.context[n_tokens:]
+
+
+def decode(script: dict[str, str], **kwargs):
+    model = ScriptedModel(script, eos_in=kwargs.pop("eos_in", None))
+    values, stats = SchemaDecoder(model, settings=DecodingSettings(**kwargs)).decode(model.tokenize("prompt:"))
+    record = parse_record(json.dumps(values))  # the pipeline's own validation: fail closed
+    return record.values(), stats, model
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (r"he said \"no\"", 'he said "no"'),
+        (r"C:\\temp", "C:\\temp"),
+        (r"pH \q 7.1", r"pH \q 7.1"),
+        ("café 37.5 °C", "café 37.5 °C"),
+        (r"first\nsecond", "first second"),
+        (r"tab\there \u00e9", "tab here é"),
+        ("  ; ", NA),
+        ("", NA),
+    ],
+    ids=["escaped-quotes", "backslash", "invalid-escape", "unicode", "escaped-newline", "escapes", "blank", "empty"],
+)
+def test_adversarial_values_give_valid_records(written, expected):
+    values, _, _ = decode({"diagnosis": written, "gender": "Female"})
+    assert values["diagnosis"] == expected
+    assert values["gender"] == "Female"
+    assert values["life_style"] == NA
+
+
+def test_a_raw_newline_ends_the_value():
+    values, _, _ = decode({"signs_symptoms": "fever\ncough"})
+    assert values["signs_symptoms"] == "fever"
+
+
+def test_end_of_generation_ends_the_value():
+    values, _, _ = decode({"pathology": "granuloma"}, eos_in="pathology")
+    assert values["pathology"] == "g"
+
+
+def test_long_value_is_cut_at_its_bound_and_flagged():
+    values, stats, _ = decode({"comorbidities": "abcdefghij" * 100, "diagnosis": "0123456789" * 100}, loop_repeats=0)
+    assert 100 < len(values["comorbidities"]) <= FIELD_MAX_CHARS["comorbidities"]
+    assert 100 < len(values["diagnosis"]) <= FIELD_MAX_CHARS["diagnosis"]
+    assert stats.capped_fields == ["comorbidities", "diagnosis"]
+
+
+def test_repetition_loop_is_cut_back_to_one_occurrence():
+    values, stats, model = decode({"signs_symptoms": "fever; cough; " * 40}, repeat_penalty=1.0)
+    assert values["signs_symptoms"] == "fever; cough"
+    assert stats.looped_fields == ["signs_symptoms"]
+    # the context was rewound too: the next field's skeleton follows the first occurrence
+    text = b"".join(model.piece(t) for t in model.context).decode()
+    assert 'fever; cough; ", "comorbidities": "' in text
+
+
+def test_skeleton_is_fed_not_sampled():
+    _, stats, model = decode({"age": "45 years", "gender": "Male"})
+    text = b"".join(model.piece(t) for t in model.context).decode()
+    assert text.startswith("prompt:" + skeleton_before(0))
+    assert all(f'"{name}": "' in text for name in FIELDS)
+    assert stats.generated_tokens < stats.fed_tokens
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b'a \\"b\\"', 'a "b"'), (b"cut \\", "cut"), (b"\xc3", ""), (b"x\\u12", "x\\u12")],
+    ids=["escaped", "half-escape", "half-utf8", "short-unicode-escape"],
+)
+def test_json_string_content_never_fails(raw, expected):
+    assert json_string_content(raw) == expected
