@@ -18,11 +18,23 @@ from edge_extract.prompt import (
 )
 from edge_extract.schema import FIELDS, NA, Example, Record, items, record_json_schema
 
-PUBLISHED_ORDER = (
-    "life_style family_history social_history medical_surgical_history signs_symptoms comorbidities "
-    "diagnostic_techniques_procedures diagnosis laboratory_values pathology pharmacological_therapy "
-    "interventional_therapy patient_outcome_assessment age gender"
-).split()
+PUBLISHED_ORDER = [
+    "life_style",
+    "family_history",
+    "social_history",
+    "medical_surgical_history",
+    "signs_symptoms",
+    "comorbidities",
+    "diagnostic_techniques_procedures",
+    "diagnosis",
+    "laboratory_values",
+    "pathology",
+    "pharmacological_therapy",
+    "interventional_therapy",
+    "patient_outcome_assessment",
+    "age",
+    "gender",
+]
 
 
 def test_fields_are_the_published_order():
