@@ -210,9 +210,10 @@ class Registry:
     def import_file(
         self, source: Path, *, name: str, prompt_format: str | None = None, context_size: int = 8192
     ) -> Manifest:
-        """Copy a GGUF (say, from a USB stick) into the user models folder and register it."""
+        """Check a GGUF (say, on a USB stick), copy it into the user models folder, register it."""
         if not source.is_file():
             raise ModelError(f"no such file: {source}")
+        prompt_format = _prompt_format(source, prompt_format)  # refuse a bad file before copying it
         folder = self.folders[-1]
         target = folder / name / source.name
         target.parent.mkdir(parents=True, exist_ok=True)

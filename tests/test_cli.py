@@ -114,13 +114,16 @@ def test_model_path_that_is_not_a_gguf(tmp_path: Path):
     assert "not a GGUF" in result.output
 
 
-def test_truncated_gguf_is_refused_on_import(default_gguf: Path, tmp_path: Path):
+def test_truncated_gguf_is_refused_on_import(default_gguf: Path, tmp_path: Path, isolated_home: Path):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(default_gguf.read_bytes()[:5_000_000])
     result = runner.invoke(app, ["models", "import", str(cut), "--name", "cut"])
     assert result.exit_code == 4
     assert "cannot read" in result.output
-    assert "cut" not in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)[0]["name"]
+    assert [row["name"] for row in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)] == [
+        "gemma-3-270m"
+    ]
+    assert not (isolated_home / "data" / "models" / "cut").exists()
 
 
 def test_import_then_extract_by_name(default_gguf: Path, tmp_path: Path):
