@@ -1,0 +1,157 @@
+"""ELMTEX-layout JSONL -> chat-formatted train/val JSONL, built with the runtime's own prompt builder.
+
+    python -m convert prepare --preset llama-3b --set train_file=train.jsonl --set val_file=val.jsonl
+
+Each output line is {"id", "prompt", "completion", "tokens"}: `prompt` and `completion` come from
+edge_extract.prompt.render_training_text, so the model is trained on exactly the prompt the
+runtime sends and the answer bytes its decoder writes. Examples longer than `max_length` tokens
+are dropped and counted, never cut (a cut answer would teach the model to stop mid-record).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from edge_extract.files import atomic_write_text
+from edge_extract.prompt import render_training_text
+from edge_extract.schema import Example
+from edge_extract.ui import get_console
+
+from .errors import ConvertError
+from .presets import TrainConfig, base_checkpoint, run_paths
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+"""Label of a token the loss skips (the prompt, padding): torch's cross-entropy default."""
+
+
+@dataclass(frozen=True)
+class PrepareStats:
+    """What `prepare` kept and dropped.
+
+    Attributes:
+        read: lines read from the input files.
+        unannotated: lines without a summary (nothing to learn from).
+        too_long: annotated examples over max_length tokens, dropped.
+        train: training examples written.
+        val: validation examples written.
+        max_tokens: the longest kept example, in tokens.
+        mean_tokens: mean length of the kept examples, in tokens.
+    """
+
+    read: int
+    unannotated: int
+    too_long: int
+    train: int
+    val: int
+    max_tokens: int
+    mean_tokens: float
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Every line of an ELMTEX-layout JSONL file; a bad line is a one-line error naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConvertError(f"cannot read {path}: {error.strerror}") from error
+    examples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            examples.append(Example.model_validate_json(line))
+        except ValidationError as error:
+            raise ConvertError(f"{path}:{number}: not an ELMTEX example ({error.error_count()} errors)") from None
+    return examples
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+    """(input_ids, labels): prompt with BOS then completion, the loss on the completion only.
+
+    The two parts are tokenized apart, as at inference, where the runtime tokenizes the prompt
+    and the model's answer starts on a fresh token: a joint tokenization could merge the
+    boundary into a token the model never sees when it runs.
+    """
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    return prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids
+
+
+def _rows(examples: list[Example], *, chat: str, tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+    rows = []
+    for example in examples:
+        prompt, completion = render_training_text(example, chat=chat)
+        input_ids, _ = encode(tokenizer, prompt, completion)
+        rows.append({"id": example.id, "prompt": prompt, "completion": completion, "tokens": len(input_ids)})
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> PrepareStats:
+    """Write data/train.jsonl, data/val.jsonl and data/prepare.json (the counts) for a run."""
+    train = read_examples(Path(config.train_file))
+    val = read_examples(Path(config.val_file)) if config.val_file else []
+    read = len(train) + len(val)
+    annotated_train = [e for e in train if e.summary is not None]
+    annotated_val = [e for e in val if e.summary is not None]
+    unannotated = read - len(annotated_train) - len(annotated_val)
+    if not config.val_file:
+        random.Random(config.seed).shuffle(annotated_train)
+        n_val = max(1, round(len(annotated_train) * config.val_fraction))
+        annotated_val, annotated_train = annotated_train[:n_val], annotated_train[n_val:]
+    if config.max_examples is not None:
+        annotated_train = annotated_train[: config.max_examples]
+    train_rows = _rows(annotated_train, chat=config.chat, tokenizer=tokenizer)
+    val_rows = _rows(annotated_val, chat=config.chat, tokenizer=tokenizer)
+    kept_train = [row for row in train_rows if row["tokens"] <= config.max_length]
+    kept_val = [row for row in val_rows if row["tokens"] <= config.max_length]
+    if not kept_train or not kept_val:
+        raise ConvertError(
+            f"no training or validation examples left ({len(kept_train)} train, {len(kept_val)} val) "
+            f"after dropping those over {config.max_length} tokens"
+        )
+    lengths = [row["tokens"] for row in kept_train + kept_val]
+    stats = PrepareStats(
+        read=read,
+        unannotated=unannotated,
+        too_long=len(train_rows) + len(val_rows) - len(lengths),
+        train=len(kept_train),
+        val=len(kept_val),
+        max_tokens=max(lengths),
+        mean_tokens=round(sum(lengths) / len(lengths), 1),
+    )
+    folder = run_paths(config).data
+    _write_jsonl(folder / "train.jsonl", kept_train)
+    _write_jsonl(folder / "val.jsonl", kept_val)
+    atomic_write_text(folder / "prepare.json", json.dumps(asdict(stats), indent=2) + "\n")
+    get_console().print(
+        f"prepare: read {stats.read}, unannotated {stats.unannotated}, over {config.max_length} tokens "
+        f"{stats.too_long} -> train {stats.train}, val {stats.val} (max {stats.max_tokens}, "
+        f"mean {stats.mean_tokens} tokens) in {folder}",
+        soft_wrap=True,
+    )
+    return stats
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows `prepare` wrote."""
+    if not path.is_file():
+        raise ConvertError(f"{path} is missing: run the prepare step first")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def main(config: TrainConfig) -> PrepareStats:
+    from transformers import AutoTokenizer
+
+    return prepare(config, tokenizer=AutoTokenizer.from_pretrained(base_checkpoint(config)))

@@ -1,0 +1,85 @@
+"""Put a converted GGUF (and adapter) into a models folder with its manifest, so
+`edge-extract extract --model NAME` runs it.
+
+    python -m convert register NAME runs/x/gguf/x-Q4_K_M.gguf --chat llama3
+    python -m convert register NAME gemma-3-270m --adapter runs/y/gguf/y-adapter-f16.gguf
+
+The model is a GGUF file (copied into <models>/NAME/) or the name of a registered model that the
+adapter applies to; an embedded (PyPI) base stays where it is and is shared, not copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from edge_extract.prompt import CHAT_FORMATS
+from edge_extract.registry import Manifest, Registry, sha256_file
+from edge_extract.runtime import check_gguf
+from edge_extract.ui import get_console
+
+from .errors import ConvertError
+from .from_gguf import gguf_path
+
+
+def _copy_in(source: Path, folder: Path, root: Path) -> str:
+    """Copy a file into `folder` (atomically; skipped when it is already there); its path relative to `root`."""
+    target = folder / source.name
+    if source.resolve() != target.resolve():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    return target.relative_to(root).as_posix()
+
+
+def register(
+    name: str,
+    model: str,
+    *,
+    chat: str | None = None,
+    adapter: Path | None = None,
+    context_size: int = 8192,
+    description: str = "",
+    registry: Registry | None = None,
+) -> Manifest:
+    """Write the manifest of `name` into the registry's last (user) folder and return it."""
+    registry = registry or Registry.default()
+    root = registry.folders[-1]
+    folder = root / name
+    known = registry.manifests()
+    prompt_format = chat or (known[model][0].prompt_format if model in known else None)
+    if prompt_format not in CHAT_FORMATS:
+        raise ConvertError(f"give the chat format (--chat): one of {', '.join(CHAT_FORMATS)}")
+    settings = {"name": name, "description": description, "prompt_format": prompt_format, "context_size": context_size}
+    if model in known and known[model][0].source.kind == "pypi":
+        fields = {**known[model][0].model_dump(), **settings}
+    else:
+        path = gguf_path(model, registry=registry)
+        check_gguf(path)
+        file = _copy_in(path, folder, root)
+        fields = {
+            **settings,
+            "source": {"kind": "file"},
+            "file": file,
+            "sha256": sha256_file(root / file),  # of the copy: what the runtime will load
+            "size": path.stat().st_size,
+        }
+    if adapter is not None:
+        check_gguf_adapter(adapter)
+        adapter_file = _copy_in(adapter, folder, root)
+        fields["adapter"] = {"file": adapter_file, "sha256": sha256_file(root / adapter_file)}
+    manifest = Manifest.model_validate(fields)
+    written = registry.register(manifest)
+    get_console().print(f"register: {name} -> {written}", soft_wrap=True)
+    return manifest
+
+
+def check_gguf_adapter(path: Path) -> None:
+    """Refuse a file that is not a GGUF (a PEFT folder given by mistake, say)."""
+    if not path.is_file():
+        raise ConvertError(f"no such adapter file: {path}")
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ConvertError(f"{path.name} is not a GGUF adapter: convert it with the adapter step first")

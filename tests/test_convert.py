@@ -1,0 +1,289 @@
+"""The conversion pipeline end to end on CPU, on a tiny random Llama with a tokenizer made here.
+
+prepare -> train -> merge -> GGUF (f32) -> Q4_K_M -> register -> extract through the runtime,
+checking numbers on the way: llama.cpp's logits equal the HF model's (merged, and base +
+adapter), both tokenizers give the same ids, the chat template and chat tokens survive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from convert import train_lora
+from convert.__main__ import app
+from convert.errors import ConvertError, NonFiniteError
+from convert.presets import PRESETS, TrainConfig, load_config
+from convert.to_gguf import adapter_to_gguf, hf_to_gguf
+from edge_extract import api
+from edge_extract.prompt import CHAT_FORMATS, render_prompt, render_training_text
+from edge_extract.registry import Registry
+from edge_extract.schema import Example, Record
+
+if TYPE_CHECKING:
+    import llama_cpp
+    import torch
+
+CONVERT_EXTRA = ("torch", "transformers", "peft", "sentencepiece")
+CHATML = CHAT_FORMATS["chatml"]
+CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LOGIT_TOLERANCE = 2e-3
+"""Max abs difference of float32 logits, HF vs llama.cpp (measured: 1.5e-4, logits up to ~2)."""
+
+
+def _short_examples(rows: list[dict], n: int) -> list[dict]:
+    annotated = [row for row in rows if row.get("summary")]
+    return sorted(annotated, key=lambda row: len(row["report"]))[:n]
+
+
+def _build_tokenizer(folder: Path, texts: list[str]) -> None:
+    """A SentencePiece BPE vocabulary in the HF layout, tokenized alike by HF and llama.cpp.
+
+    The traps: chat tokens must be control symbols (else llama.cpp splits them), no dummy
+    prefix (else one side adds a leading space), and add_bos_token / add_eos_token /
+    add_prefix_space written out (else each side assumes its own default, silently).
+    """
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([line for text in texts for line in text.split("\n") if line.strip()]),
+        model_writer=model,
+        vocab_size=600,
+        model_type="bpe",
+        byte_fallback=True,
+        add_dummy_prefix=False,
+        control_symbols=CHAT_TOKENS,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        max_sentence_length=100_000,
+        num_threads=1,
+        minloglevel=2,
+    )
+    staging = folder / "sp"
+    staging.mkdir(parents=True)
+    (staging / "tokenizer.model").write_bytes(model.getvalue())
+    settings = {"add_bos_token": True, "add_eos_token": False, "add_prefix_space": False}
+    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    (staging / "tokenizer_config.json").write_text(json.dumps({**config, **settings, "legacy": False}))
+    AutoTokenizer.from_pretrained(staging).save_pretrained(folder)  # writes tokenizer.json
+    # The HF re-save drops tokenizer.model and these keys; llama.cpp reads both.
+    (folder / "tokenizer.model").write_bytes(model.getvalue())
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    saved.update(settings, chat_template=CHAT_TEMPLATE)
+    (folder / "tokenizer_config.json").write_text(json.dumps(saved, indent=2))
+
+
+def _build_base(folder: Path, texts: list[str]) -> None:
+    """A random 2-layer Llama, hidden size 256 so that Q4_K_M quantizes its matrices for real."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    _build_tokenizer(folder, texts)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-6,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+
+
+def _gguf_logits(path: Path, ids: list[int], *, lora: Path | None = None) -> np.ndarray:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=str(path),
+        lora_path=str(lora) if lora else None,
+        n_ctx=4096,
+        n_threads=1,
+        n_threads_batch=1,
+        logits_all=True,
+        verbose=False,
+    )
+    llm.eval(ids)
+    logits = np.array(llm.scores[len(ids) - 1])
+    llm.close()
+    return logits
+
+
+def _hf_logits(model: torch.nn.Module, ids: list[int]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, -1].float().numpy()
+
+
+def _gguf_vocab(path: Path) -> llama_cpp.Llama:
+    import llama_cpp
+
+    return llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> None:
+    for module in CONVERT_EXTRA:
+        pytest.importorskip(module, reason=f"the convert extra ({module}) is not installed")
+    import llama_cpp
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(1)
+    examples = _short_examples(train_rows, 8)
+    train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    train_file.write_text("".join(json.dumps(row) + "\n" for row in examples[:6]))
+    val_file.write_text("".join(json.dumps(row) + "\n" for row in examples[6:]))
+    texts = ["".join(render_training_text(Example.model_validate(row), chat="chatml")) for row in examples]
+    base = tmp_path / "base"
+    _build_base(base, texts)
+    run = tmp_path / "run"
+    config_file = tmp_path / "run.json"
+    config_file.write_text(
+        json.dumps(
+            {
+                "preset": "tiny-cpu",
+                "base": str(base),
+                "train_file": str(train_file),
+                "val_file": str(val_file),
+                "out_dir": str(run),
+            }
+        )
+    )
+
+    result = CliRunner().invoke(app, ["pipeline", "--config", str(config_file)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+    # prepare: counts, and the examples are the runtime's own prompt and answer bytes
+    assert json.loads((run / "data" / "prepare.json").read_text())["train"] == 6
+    first = json.loads((run / "data" / "train.jsonl").read_text().splitlines()[0])
+    row = next(row for row in examples if row["id"] == first["id"])
+    assert (first["prompt"], first["completion"]) == render_training_text(Example.model_validate(row), chat="chatml")
+
+    # train: finite, falling loss; finite, non-zero adapter; config that reads back
+    metrics = json.loads((run / "adapter" / "metrics.json").read_text())
+    losses = metrics["losses"]
+    assert len(losses) == 30 and all(math.isfinite(loss) for loss in losses)
+    assert losses[0] - sum(losses[-5:]) / 5 > 0.5, losses  # nats; it starts near ln(600) = 6.4
+    assert all(math.isfinite(loss) for _, loss in metrics["val_losses"])
+    weights = load_file(run / "adapter" / "adapter_model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert any(name.endswith("lora_B.weight") and w.abs().max() > 0 for name, w in weights.items())
+    assert (run / "adapter" / "loss.png").read_bytes().startswith(b"\x89PNG")
+    config = load_config(run / "adapter" / "train_config.json")
+    assert config == load_config(config_file)
+
+    # tokenizer: identical ids from HF and llama.cpp, chat tokens as single control tokens
+    f32 = run / "gguf" / "tiny-elmtex-f32.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(run / "merged")
+    prompt = render_prompt(examples[7]["report"], chat="chatml")
+    ids = tokenizer(prompt)["input_ids"]
+    vocab = _gguf_vocab(f32)
+    assert vocab.tokenize(prompt.encode(), add_bos=True, special=True) == ids
+    for token in CHAT_TOKENS:
+        assert vocab.tokenize(token.encode(), add_bos=False, special=True) == [tokenizer.convert_tokens_to_ids(token)]
+    assert vocab.metadata["tokenizer.chat_template"] == CHAT_TEMPLATE
+    assert vocab.metadata["tokenizer.ggml.add_bos_token"] == "true"
+    end_of_turn = tokenizer.convert_tokens_to_ids(CHATML.end_of_turn)
+    assert llama_cpp.llama_vocab_is_control(vocab._model.vocab, end_of_turn)
+    vocab.close()
+
+    # merged model: llama.cpp's float32 logits are the HF model's
+    merged = AutoModelForCausalLM.from_pretrained(run / "merged", dtype=torch.float32)
+    merged_logits = _hf_logits(merged, ids)
+    assert np.abs(_gguf_logits(f32, ids) - merged_logits).max() < LOGIT_TOLERANCE
+
+    # base + adapter: the GGUF adapter applied by llama.cpp equals PEFT's
+    base_gguf = hf_to_gguf(base, tmp_path / "base-f32.gguf", outtype="f32")
+    adapter_gguf = adapter_to_gguf(run / "adapter", base, tmp_path / "adapter-f32.gguf", outtype="f32")
+    base_model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    base_logits = _hf_logits(base_model, ids)
+    peft_logits = _hf_logits(PeftModel.from_pretrained(base_model, run / "adapter"), ids)
+    assert np.abs(peft_logits - merged_logits).max() < LOGIT_TOLERANCE
+    assert np.abs(peft_logits - base_logits).max() > 50 * LOGIT_TOLERANCE  # the adapter matters
+    assert np.abs(_gguf_logits(base_gguf, ids, lora=adapter_gguf) - peft_logits).max() < LOGIT_TOLERANCE
+
+    # quantized: really Q4_K_M (file type 15, a fraction of the float32 size)
+    quantized = run / "gguf" / "tiny-elmtex-Q4_K_M.gguf"
+    vocab = _gguf_vocab(quantized)
+    assert vocab.metadata["general.file_type"] == "15"
+    vocab.close()
+    assert quantized.stat().st_size < 0.3 * f32.stat().st_size
+    assert np.abs(_gguf_logits(quantized, ids) - merged_logits).max() < 0.5  # measured: 0.1
+
+    # registered in the (isolated) user models folder, and extraction runs through the runtime
+    manifest, folder = Registry.default().get("tiny-elmtex")
+    assert (manifest.prompt_format, manifest.source.kind) == ("chatml", "file")
+    assert (folder / manifest.file).is_file()
+    extractor = api.load_model("tiny-elmtex", threads=1)
+    try:
+        outcome = api.extract(examples[7]["report"], extractor=extractor, report_id="r1")
+    finally:
+        extractor.runtime.close()
+    assert outcome.status == "ok", outcome.error
+    assert isinstance(outcome.summary, Record)
+    assert outcome.provenance.model_sha256 == manifest.sha256
+
+    # a diverging run stops with a clear error before anything is saved
+    with pytest.raises(NonFiniteError, match="training diverged"):
+        train_lora.main(dataclasses.replace(config, learning_rate=float("inf"), steps=3, out_dir=str(run)))
+
+
+def test_config_layers_preset_file_then_overrides(tmp_path: Path) -> None:
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"preset": "llama-3b", "steps": 7, "train_file": "a.jsonl"}))
+    config = load_config(run, overrides=["learning_rate=5e-5", 'target_modules=["q_proj"]', "out_dir=runs/x"])
+    expected = {**PRESETS["llama-3b"], "steps": 7, "train_file": "a.jsonl", "learning_rate": 5e-5}
+    assert config == TrainConfig(**{**expected, "target_modules": ("q_proj",), "out_dir": "runs/x"})
+    saved = tmp_path / "train_config.json"
+    saved.write_text(config.to_json())
+    assert load_config(saved) == config  # the file saved beside an adapter reproduces the run
+
+
+@pytest.mark.parametrize(
+    ("values", "overrides", "message"),
+    [
+        ({"preset": "nope"}, [], "unknown preset 'nope'"),
+        ({"preset": "llama-3b", "stepz": 3}, [], "stepz: Unexpected keyword argument"),
+        ({"preset": "llama-3b"}, ["steps=many"], "steps: Input should be a valid integer"),
+        ({"preset": "llama-3b"}, ["steps"], "--set wants KEY=VALUE"),
+        ({"preset": "llama-3b", "base_gguf": "gemma-3-270m"}, [], "name exactly one base model"),
+        ({"preset": "tiny-cpu"}, [], "name exactly one base model"),
+        ({"preset": "gemma-270m", "ship": "merged"}, [], "ships as an adapter"),
+    ],
+    ids=["unknown-preset", "unknown-key", "bad-value", "bad-override", "two-bases", "no-base", "gguf-base-merged"],
+)
+def test_config_errors_are_one_line(tmp_path: Path, values: dict, overrides: list[str], message: str) -> None:
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(values))
+    with pytest.raises(ConvertError, match=message) as error:
+        load_config(run, overrides=overrides)
+    assert "\n" not in str(error.value)
