@@ -80,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     gradient_checkpointing: bool = False
+    checkpoint_every: int = 0  # steps; save the adapter under out_dir/checkpoints (0: only at the end)
     threads: int | None = None
     # output
     out_dir: str = "runs/elmtex-lora"
