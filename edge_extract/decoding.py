@@ -35,6 +35,8 @@ class TokenModel(Protocol):
 
     @property
     def n_past(self) -> int: ...
+    @property
+    def n_ctx(self) -> int: ...
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]: ...
     def piece(self, token: int) -> bytes: ...
     def is_end_of_generation(self, token: int) -> bool: ...
@@ -127,6 +129,10 @@ class SchemaDecoder:
         self._choice_tokens = {
             name: [model.tokenize(option) for option in options] for name, options in CHOICE_FIELDS.items()
         }
+        # Context the fields after each one still need at the least: their skeleton, a short value.
+        self._reserve_after = [
+            sum(len(tokens) + 4 for tokens in self._skeleton_tokens[index + 1 :]) for index in range(len(FIELDS))
+        ]
 
     def decode(self, prompt_tokens: Sequence[int]) -> tuple[dict[str, str], DecodeStats]:
         """Decode a record for a prompt (which ends where the answer starts).
@@ -140,7 +146,8 @@ class SchemaDecoder:
             if name in CHOICE_FIELDS:
                 values[name], logits = self._choice(name, logits, stats)
             else:
-                values[name], logits = self._free_value(name, logits, stats)
+                room = self.model.n_ctx - self.model.n_past - self._reserve_after[index]
+                values[name], logits = self._free_value(name, logits, stats, room=room)
             if index + 1 < len(FIELDS):
                 logits = self._feed(self._skeleton_tokens[index + 1], stats)
         return values, stats
@@ -178,12 +185,13 @@ class SchemaDecoder:
         penalised[ids] = np.where(original > 0, original / penalty, original * penalty)
         return int(np.argmax(penalised))
 
-    def _free_value(self, name: str, logits: np.ndarray, stats: DecodeStats) -> tuple[str, np.ndarray]:
+    def _free_value(self, name: str, logits: np.ndarray, stats: DecodeStats, *, room: int) -> tuple[str, np.ndarray]:
         """Generate one string value until an unescaped quote, an end token, a control character,
-        a repetition loop or the length bound. Leaves the context right after the value's content.
+        a repetition loop, the length bound or the end of the context room left for it (so a long
+        prompt never makes a later field overflow). Leaves the context right after the content.
         """
         max_chars = FIELD_MAX_CHARS[name]
-        max_tokens = int(max_chars / self.settings.chars_per_token_bound)
+        max_tokens = max(0, min(int(max_chars / self.settings.chars_per_token_bound), room))
         start = self.model.n_past
         raw = bytearray()
         tokens: list[int] = []

@@ -17,7 +17,7 @@ from .errors import EdgeExtractError, GenerationError, OutputInvalidError
 from .prompt import PROMPT_VERSION, Strategy, render_prompt
 from .reading import Report
 from .runtime import Runtime
-from .schema import FIELD_MAX_CHARS, Example, Record, record_json_schema
+from .schema import Example, Record, record_json_schema
 from .validate import parse_record
 
 ExampleSource = Callable[[str], Sequence[Example]]
@@ -33,8 +33,10 @@ class Decoder(str, Enum):
     """llama-cpp-python's JSON-schema grammar (slow; the reference path)."""
 
 
-# Tokens an answer may need at most: every value at its bound plus the skeleton.
-ANSWER_TOKEN_BUDGET = int(sum(FIELD_MAX_CHARS.values()) / DecodingSettings().chars_per_token_bound) + 200
+ANSWER_ROOM = 1536
+"""Context kept free for the answer: twice the longest gold answer of elmtex-open (768 Gemma
+tokens; median 290). The schema decoder also caps each value at the room actually left, so an
+even longer answer is cut and flagged, never overflowing the context."""
 RETRY_PENALTY = 1.3
 """A second attempt after an invalid answer is pushed harder away from repeating itself."""
 
@@ -122,7 +124,7 @@ class Extractor:
     def _prompt(self, text: str) -> tuple[list[int], list[str]]:
         """Prompt tokens that leave room for the longest answer, and the flags fitting cost."""
         chat = self.runtime.model.manifest.prompt_format
-        room = self.runtime.n_ctx - ANSWER_TOKEN_BUDGET
+        room = self.runtime.n_ctx - ANSWER_ROOM
         examples = list(self.examples(text)[: self.n_examples]) if self.examples else []
         flags: list[str] = []
         while True:
@@ -146,7 +148,7 @@ class Extractor:
     def _generate(self, tokens: list[int], penalty: float) -> tuple[str, DecodeStats]:
         if self.decoder is Decoder.grammar:
             text, generated = self.runtime.complete(
-                tokens, max_tokens=ANSWER_TOKEN_BUDGET, grammar_schema=record_json_schema()
+                tokens, max_tokens=self.runtime.n_ctx - len(tokens), grammar_schema=record_json_schema()
             )
             return text, DecodeStats(generated_tokens=generated, prompt_tokens=len(tokens))
         decoder = self._schema_decoders.get(penalty)

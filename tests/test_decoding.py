@@ -31,6 +31,8 @@ class ScriptedModel:
         self.eos_in = eos_in
         self.context: list[int] = []
 
+    n_ctx = 100_000
+
     @property
     def n_past(self) -> int:
         return len(self.context)
@@ -119,6 +121,15 @@ def test_long_value_is_cut_at_its_bound_and_flagged():
     assert 100 < len(values["comorbidities"]) <= FIELD_MAX_CHARS["comorbidities"]
     assert 100 < len(values["diagnosis"]) <= FIELD_MAX_CHARS["diagnosis"]
     assert stats.capped_fields == ["comorbidities", "diagnosis"]
+
+
+def test_values_are_capped_by_the_context_room_left():
+    model = ScriptedModel({"signs_symptoms": "abcdefghij" * 60, "age": "45 years", "gender": "Male"})
+    model.n_ctx = 400
+    values, stats = SchemaDecoder(model, settings=DecodingSettings(loop_repeats=0)).decode(model.tokenize("p"))
+    assert len(model.context) <= model.n_ctx
+    assert "signs_symptoms" in stats.capped_fields
+    assert values["age"] == "45 years" and values["gender"] == "Male"  # later fields still fit
 
 
 def test_repetition_loop_is_cut_back_to_one_occurrence():

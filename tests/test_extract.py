@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from edge_extract import FIELDS, Record, __version__, extract
-from edge_extract.pipeline import Decoder, Extractor
+from edge_extract.pipeline import ANSWER_ROOM, Decoder, Extractor
 from edge_extract.prompt import PROMPT_VERSION
 from edge_extract.reading import Report, text_sha256
+from edge_extract.runtime import LoadSettings, Runtime
 from edge_extract.validate import parse_record
 
 
@@ -48,10 +49,13 @@ def test_injected_instructions_cannot_change_the_record_shape(extractor):
 
 
 def test_report_longer_than_the_context_is_truncated_and_flagged(extractor, val_rows):
-    long_text = " ".join(row["report"] for row in val_rows[:12])  # ~8,000 words, over the window
-    result = extract(long_text, extractor=extractor)
+    small = Runtime(extractor.runtime.model, settings=LoadSettings(n_ctx=2048, n_threads=1))
+    long_text = " ".join(row["report"] for row in val_rows[:3])  # ~2,000 tokens, over the 512 left
+    result = extract(long_text, extractor=Extractor(small))
+    small.close()
     assert result.status == "ok"
     assert "report_truncated" in result.flags
+    assert result.provenance.prompt_tokens <= 2048 - ANSWER_ROOM
 
 
 def test_grammar_decoder_also_gives_valid_records(extractor, val_rows):
