@@ -41,6 +41,14 @@ def physical_cores() -> int:
         return logical
 
 
+def system_info() -> str:
+    """llama.cpp's build summary, e.g. "CPU : SSE3 = 1 | AVX2 = 1 | ...": the instruction sets its
+    CPU backend was compiled for (what `edge-extract doctor` compares with the CPU)."""
+    import llama_cpp
+
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How a model is loaded. Recorded with every result.
