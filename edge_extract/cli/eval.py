@@ -28,7 +28,9 @@ from ..evaluation import (
     write_report,
 )
 from ..metrics import ENCODER
+from ..pipeline import Result
 from ..prompt import Strategy
+from ..reading import Report
 from ..runtime import physical_cores
 from ..ui import get_console, progress
 from ._app import MODEL_OPTION, THREADS_OPTION, app, one_line_errors
@@ -108,7 +110,6 @@ def run(
 ) -> None:
     """Extract every record of DATA with one model and strategy, score it, write the run folder."""
     from ..api import load_model
-    from ..metrics import SemanticScorer
 
     reports = read_gold(data, limit=limit)
     source = None
@@ -128,10 +129,7 @@ def run(
             )
     finally:
         extractor.runtime.close()
-    info = run_info(name=name, data=data, reports=reports, results=results)
-    with get_console().status(f"scoring ({ENCODER})"):
-        metrics = score_run(results, reports, semantic=SemanticScorer(threads=threads or physical_cores()), info=info)
-    _show([metrics], write_report([metrics], out), fields=True)
+    _score_and_show(results, reports, name=name, data=data, threads=threads, out=out)
 
 
 @eval_app.command("score")
@@ -143,16 +141,24 @@ def score(
     threads: int | None = THREADS_OPTION,
 ) -> None:
     """Score a run's predictions.jsonl again (after a metric change or with other gold)."""
-    from ..metrics import SemanticScorer
 
     results = read_predictions(run_dir)
     reports = read_gold(data)
     if name is None:
         name = load_run(run_dir).run.name if (run_dir / METRICS).is_file() else run_dir.name
+    _score_and_show(results, reports, name=name, data=data, threads=threads, out=run_dir)
+
+
+def _score_and_show(
+    results: list[Result], reports: list[Report], *, name: str, data: Path, threads: int | None, out: Path
+) -> None:
+    """Score a run, write its metrics.json, summary.md and chart into `out`, show the table."""
+    from ..metrics import SemanticScorer
+
     info = run_info(name=name, data=data, reports=reports, results=results)
     with get_console().status(f"scoring ({ENCODER})"):
         metrics = score_run(results, reports, semantic=SemanticScorer(threads=threads or physical_cores()), info=info)
-    _show([metrics], write_report([metrics], run_dir), fields=True)
+    _show([metrics], write_report([metrics], out), fields=True)
 
 
 @eval_app.command("compare")
