@@ -23,6 +23,11 @@ class InputError(EdgeExtractError):
     exit_code = 3
     kind = "input"
 
+    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
+        """One stable word for errors.jsonl and logs: empty, binary, encoding, too_large, missing, ..."""
+
 
 class ModelError(EdgeExtractError):
     """A model is unknown, missing, corrupted or fails to load."""

@@ -1,13 +1,39 @@
-"""Result writers: whole files via temp file + os.replace, JSONL via append + fsync."""
+"""Result writers: whole files via temp file + os.replace, JSONL via append + fsync.
+
+Per report: OUT/<id>.json. Per batch: results.jsonl, results.csv (the 15 fields as columns) and
+errors.jsonl, each rewritten whole, so a reader never sees half a table.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
 
 from .files import atomic_write_text
 from .pipeline import Result
+from .schema import FIELDS
+
+CSV_COLUMNS: tuple[str, ...] = ("id", "status", *FIELDS, "flags", "error", "source", "model", "seconds")
+"""results.csv: one row per report, ready for a spreadsheet."""
+
+_UNSAFE = re.compile(r"[^\w.\-]")
+
+
+class ErrorLine(BaseModel):
+    """One line of errors.jsonl: an input that gave no record, and why (no report text)."""
+
+    id: str
+    source: str
+    kind: str
+    """A stable word: empty, binary, encoding, too_large, missing, permission, ..., generation, invalid_output."""
+    message: str
 
 
 def result_json(result: Result) -> str:
@@ -16,8 +42,13 @@ def result_json(result: Result) -> str:
 
 
 def output_path(out_dir: Path, report_id: str) -> Path:
-    """OUT/<input path relative to its root>.json; `#n` of a dataset record becomes `.n`."""
-    safe = report_id.replace("#", ".")
+    """OUT/<input path relative to its root>.json; `#n` of a dataset record becomes `.n`.
+
+    The record part comes from inside a dataset file, so anything but word characters,
+    dots and dashes is replaced: an id can never point outside OUT.
+    """
+    path, _, record = report_id.partition("#")
+    safe = f"{path}.{_UNSAFE.sub('_', record).lstrip('.') or '_'}" if record else path
     return out_dir / f"{safe}.json"
 
 
@@ -27,6 +58,14 @@ def write_result(out_dir: Path, result: Result) -> Path:
     return path
 
 
+def read_result(path: Path) -> Result | None:
+    """A per-report file written earlier, or None when it is missing or not a valid result."""
+    try:
+        return Result.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
 def append_jsonl(path: Path, obj: dict) -> None:
     """Append one line and fsync: a crash loses at most the line being written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,3 +73,58 @@ def append_jsonl(path: Path, obj: dict) -> None:
         handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The lines of an append-only JSONL file, repairing the tail a kill may have cut.
+
+    A last line without its newline was being written when the process died: it is cut off
+    (the file is truncated after the last complete line), so the next append starts clean.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        os.truncate(path, complete)
+    rows = []
+    for line in data[:complete].decode("utf-8", "replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # only a torn write makes one; its report is simply not done
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def write_jsonl(path: Path, rows: Iterable[dict | BaseModel]) -> None:
+    """A whole JSONL file, atomically."""
+    lines = [
+        row.model_dump_json() if isinstance(row, BaseModel) else json.dumps(row, ensure_ascii=False) for row in rows
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def csv_row(result: Result) -> dict[str, str]:
+    values = result.summary.values() if result.summary else dict.fromkeys(FIELDS, "")
+    return {
+        "id": result.id,
+        "status": result.status,
+        **values,
+        "flags": "; ".join(result.flags),
+        "error": result.error.message if result.error else "",
+        "source": result.source,
+        "model": result.provenance.model,
+        "seconds": f"{result.provenance.seconds:.2f}",
+    }
+
+
+def write_csv(path: Path, results: Iterable[Result]) -> None:
+    """results.csv, atomically; UTF-8 with a byte-order mark so spreadsheet programs read accents right."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_row(result) for result in results)
+    atomic_write_text(path, "\ufeff" + buffer.getvalue())

@@ -5,8 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 from rich.theme import Theme
 
 from .schema import NA
@@ -30,13 +40,22 @@ def get_console() -> Console:
     return Console(stderr=True, theme=THEME, highlight=False)
 
 
+class RateColumn(ProgressColumn):
+    """Items per minute, from Rich's moving speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed * 60:.1f}/min" if speed else "-/min", style="muted")
+
+
 def progress(console: Console | None = None) -> Progress:
-    """A progress bar with count, rate-based ETA and the current item."""
+    """A progress bar with count, rate, rate-based ETA and the current item."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeRemainingColumn(),
         TextColumn("[muted]{task.fields[current]}"),
         console=console or get_console(),
@@ -51,4 +70,14 @@ def record_table(result_dict: dict) -> Table:
     table.add_column("value", overflow="fold")
     for name, value in (result_dict.get("summary") or {}).items():
         table.add_row(name, f"[absent]{value}[/]" if value == NA else value)
+    return table
+
+
+def summary_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A short two-column table of counts and timings, e.g. at the end of a batch."""
+    table = Table(title=title, show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
     return table

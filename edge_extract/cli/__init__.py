@@ -10,8 +10,11 @@ import typer
 from .. import __version__
 
 # Each command module registers itself on `app` when imported.
+from . import doctor as _doctor  # noqa: E402,F401
+from . import eval as _eval  # noqa: E402,F401
 from . import extract as _extract  # noqa: E402,F401
 from . import models as _models  # noqa: E402,F401
+from . import watch as _watch  # noqa: E402,F401
 from ._app import app
 
 

@@ -1,42 +1,33 @@
-"""`edge-extract extract`: reports in, one JSON record per report out."""
+"""`edge-extract extract`: reports in, one JSON record per report out.
+
+Without --out, records go to stdout: a Rich table in a terminal, JSON lines when piped or with --json.
+With --out (or --next-to-input, as the drag-and-drop launchers do) the inputs run as a resumable
+batch (batch.py): per-report files, results tables, errors.jsonl, skip what is already done.
+"""
 
 from __future__ import annotations
 
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.table import Table
 
 from ..api import load_model
-from ..errors import EdgeExtractError, InputError
-from ..output import write_result
-from ..pipeline import Decoder, Result
+from ..batch import Inputs, Listener, Summary, collect, run_batch, stop_on_signals
+from ..errors import ConfigError
+from ..pipeline import Decoder, Extractor, Result
 from ..prompt import Strategy
-from ..reading import Report, list_folder, read_path, read_stdin
-from ..ui import get_console, record_table
+from ..reading import Report
+from ..ui import get_console, progress, record_table, summary_table
 from ._app import MODEL_OPTION, THREADS_OPTION, app, fail, one_line_errors
 
-
-def _collect(paths: list[str], encoding: str | None) -> tuple[list[Report], list[str]]:
-    """Reports from files, folders and `-`; unreadable inputs become error lines, not a crash."""
-    reports: list[Report] = []
-    errors: list[str] = []
-    for raw in paths:
-        if raw == "-":
-            sources: list[tuple[Path | None, Path | None]] = [(None, None)]
-        elif Path(raw).is_dir():
-            sources = [(file, Path(raw)) for file in list_folder(Path(raw))]
-        else:
-            sources = [(Path(raw), None)]
-        for path, root in sources:
-            try:
-                reports += (
-                    [read_stdin(encoding=encoding)] if path is None else read_path(path, root=root, encoding=encoding)
-                )
-            except InputError as error:
-                errors.append(str(error))
-    return reports, errors
+OUT_SUFFIX = "-extracted"
+"""--next-to-input writes `<input>-extracted/` beside a single dropped file or folder."""
 
 
 @app.command()
@@ -45,7 +36,13 @@ def extract(
     paths: list[str] = typer.Argument(..., help="Report files, folders, or - for standard input."),
     model: str | None = MODEL_OPTION,
     threads: int | None = THREADS_OPTION,
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write one .json per report into this folder."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run as a resumable batch: one .json per report plus results tables in this folder."
+    ),
+    next_to_input: bool = typer.Option(
+        False, "--next-to-input", help="Batch into <input>-extracted/ beside the input (for drag-and-drop launchers)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Re-run reports that an earlier batch already did."),
     as_json: bool = typer.Option(False, "--json", help="Print records as JSON lines (the default when piped)."),
     strategy: Strategy = typer.Option(Strategy.naive, "--strategy", help="How the model is asked."),
     decoder: Decoder = typer.Option(Decoder.schema, "--decoder", help="schema: fast schema-driven; grammar: stock."),
@@ -53,43 +50,95 @@ def extract(
         None, "--encoding", help="Text encoding of the reports (default UTF-8; 'auto' detects)."
     ),
 ) -> None:
-    """Extract the ELMTEX fields from clinical reports."""
-    console = get_console()
-    reports, errors = _collect(paths, encoding)
-    for message in errors:
-        console.print(f"[error]error:[/] {message}", soft_wrap=True)
-    if not reports:
-        raise fail("no report to extract" if not errors else f"{len(errors)} input(s) could not be read", 3)
-    examples = None
-    if strategy is Strategy.advanced:
-        from ..retrieval import default_example_source
+    """Extract the ELMTEX fields from clinical reports (files, folders or stdin)."""
+    if out is None and next_to_input:
+        out = next_to(paths)
+    if out is None:
+        _stream(
+            paths, model=model, threads=threads, as_json=as_json, strategy=strategy, decoder=decoder, encoding=encoding
+        )
+    else:
+        # The same command minus --force, which would redo what is done.
+        command = ["edge-extract", *(arg for arg in sys.argv[1:] if arg != "--force")]
+        _batch(
+            paths,
+            out,
+            force=force,
+            encoding=encoding,
+            resume_hint=shlex.join(command),
+            load=_loader(model, threads, strategy, decoder),
+        )
 
-        examples = default_example_source()
-    extractor = load_model(model, threads=threads, strategy=strategy, decoder=decoder, examples=examples)
+
+def next_to(paths: list[str]) -> Path:
+    """The output folder beside the input: `<input>-extracted` for one, `edge-extract-results` for several."""
+    files = [Path(raw) for raw in paths if raw != "-"]
+    if not files:
+        raise ConfigError("--next-to-input needs a file or folder, not standard input")
+    first = files[0].resolve()
+    if len(paths) > 1:
+        return first.parent / "edge-extract-results"
+    name = first.name if first.is_dir() else first.stem
+    return first.parent / f"{name}{OUT_SUFFIX}"
+
+
+def _loader(model: str | None, threads: int | None, strategy: Strategy, decoder: Decoder) -> Callable[[], Extractor]:
+    def load() -> Extractor:
+        examples = None
+        if strategy is Strategy.advanced:
+            from ..retrieval import default_example_source
+
+            examples = default_example_source()
+        return load_model(model, threads=threads, strategy=strategy, decoder=decoder, examples=examples)
+
+    return load
+
+
+def _print_failures(inputs: Inputs) -> None:
+    console = get_console()
+    for line in inputs.failures:
+        console.print(f"[error]error:[/] {line.message}", soft_wrap=True)
+    if inputs.unsupported:
+        kinds = sorted({path.suffix.lower() or "(no suffix)" for path in inputs.unsupported})
+        console.print(f"[muted]skipped {len(inputs.unsupported)} file(s) of other types: {', '.join(kinds)}[/]")
+
+
+def _stream(
+    paths: list[str],
+    *,
+    model: str | None,
+    threads: int | None,
+    as_json: bool,
+    strategy: Strategy,
+    decoder: Decoder,
+    encoding: str | None,
+) -> None:
+    """Records to stdout, one report at a time; nothing is written to disk."""
+    inputs = collect(paths, encoding=encoding)
+    _print_failures(inputs)
+    failures = len(inputs.failures)
+    if not inputs.reports:
+        raise fail("no report to extract" if not failures else f"{failures} input(s) could not be read", 3)
+    extractor = _loader(model, threads, strategy, decoder)()
     stdout = Console(highlight=False)
-    show_tables = stdout.is_terminal and not as_json and out is None
-    failed = len(errors)
-    for report in reports:
+    show_tables = stdout.is_terminal and not as_json
+    failed = failures
+    for report in inputs.reports:
         result = extractor.extract(report)
         failed += result.status == "failed"
-        _emit(result, out=out, show_tables=show_tables, stdout=stdout)
+        _emit(result, show_tables=show_tables, stdout=stdout)
     if failed:
-        if len(reports) + len(errors) == 1:
-            raise typer.Exit(5 if reports else 3)
-        raise fail(f"finished with {failed} failure(s) of {len(reports) + len(errors)}", 1)
+        total = len(inputs.reports) + failures
+        if total == 1:
+            raise typer.Exit(5 if inputs.reports else 3)
+        raise fail(f"finished with {failed} failure(s) of {total}", 1)
 
 
-def _emit(result: Result, *, out: Path | None, show_tables: bool, stdout: Console) -> None:
+def _emit(result: Result, *, show_tables: bool, stdout: Console) -> None:
     console = get_console()
     if result.status == "failed" and result.error is not None:
         console.print(f"[error]error:[/] {result.id}: {result.error.message}", soft_wrap=True)
-    if out is not None:
-        try:
-            path = write_result(out, result)
-        except OSError as error:
-            raise EdgeExtractError(f"cannot write to {out}: {error.strerror}") from error
-        console.print(f"[muted]{result.id} -> {path}[/]")
-    elif show_tables:
+    if show_tables:
         if result.summary is not None:
             stdout.print(record_table(result.model_dump(mode="json")))
         if result.flags:
@@ -97,3 +146,69 @@ def _emit(result: Result, *, out: Path | None, show_tables: bool, stdout: Consol
     else:
         sys.stdout.write(result.model_dump_json() + "\n")
         sys.stdout.flush()
+
+
+class _BarListener(Listener):
+    """Drives a Rich progress bar; prints one line per failed report (id and reason, no content)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: TaskID | None = None
+
+    def started(self, *, to_do: int, skipped: int) -> None:
+        if skipped:
+            self.bar.console.print(f"[muted]{skipped} report(s) already done with this model and prompt: skipped[/]")
+        if to_do:
+            self.task = self.bar.add_task("extracting", total=to_do, current="")
+
+    def report_started(self, report: Report) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, current=report.id)
+
+    def report_finished(self, result: Result) -> None:
+        if result.error is not None:
+            self.bar.console.print(f"[error]failed:[/] {result.id}: {result.error.message}", soft_wrap=True)
+        if self.task is not None:
+            self.bar.advance(self.task)
+
+
+def _batch(
+    paths: list[str], out: Path, *, force: bool, encoding: str | None, resume_hint: str, load: Callable[[], Extractor]
+) -> None:
+    """A resumable batch into OUT, with progress, a summary table and a resume hint on Ctrl-C."""
+    console = get_console()
+    with console.status("reading inputs"):
+        inputs = collect(paths, encoding=encoding, skip=[out])
+    _print_failures(inputs)
+    total = len(inputs.reports) + len(inputs.failures)
+    if total == 0:
+        raise fail("no report to extract", 3)
+    extractor = load()
+    with stop_on_signals() as stop:
+        stop.on_request = lambda: console.print("[flag]stopping after the current report[/] (Ctrl-C again to stop now)")
+        try:
+            with progress(console) as bar:
+                summary = run_batch(
+                    inputs, extractor=extractor, out=out, force=force, listener=_BarListener(bar), should_stop=stop
+                )
+        except KeyboardInterrupt:
+            raise fail(f"interrupted; to resume, run again: {resume_hint}", 130) from None
+    console.print(_summary_table(summary, out))
+    if summary.interrupted:
+        raise fail(f"stopped after {summary.done} report(s); to resume, run again: {resume_hint}", 130)
+    if summary.failed:
+        if total == 1:
+            raise typer.Exit(3 if inputs.failures else 5)
+        raise fail(f"finished with {summary.failed} failure(s) of {total}; see {out / 'errors.jsonl'}", 1)
+
+
+def _summary_table(summary: Summary, out: Path) -> Table:
+    rows = [
+        ("extracted", str(summary.done)),
+        ("skipped (already done)", str(summary.skipped)),
+        ("failed", str(summary.failed)),
+        ("seconds per report", f"{summary.seconds_per_report:.1f}" if summary.done else "-"),
+        ("total time", f"{summary.elapsed_seconds:.0f} s"),
+        ("output", str(out)),
+    ]
+    return summary_table("batch", rows)

@@ -1,0 +1,287 @@
+"""Folder batches with the real default model: every bad input gets one error line, a killed batch resumes
+without losing, duplicating or truncating a record, and the Linux drag-and-drop launcher works."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_extract import batch as batch_module
+from edge_extract.batch import collect, run_batch
+from edge_extract.cli import app
+from edge_extract.decoding import DecodingSettings
+from edge_extract.output import output_path
+from edge_extract.pipeline import Extractor, Result
+from edge_extract.reading import text_sha256
+from edge_extract.schema import FIELDS
+
+from .test_formats import docx_with, encrypted_pdf, pdf_with_text, scanned_pdf
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def shortest(rows: list[dict], n: int) -> list[dict]:
+    """The n shortest reports: the same code paths as long ones, a fraction of the model time."""
+    return sorted(rows, key=lambda row: len(row["report"]))[:n]
+
+
+def read_outputs(out: Path) -> tuple[list[Result], list[dict], list[dict]]:
+    results = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    with (out / "results.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    return results, rows, errors
+
+
+@pytest.mark.parametrize(
+    ("report_id", "expected"),
+    [
+        ("a.txt", "a.txt.json"),
+        ("ward a/b ü.md", "ward a/b ü.md.json"),
+        ("set.jsonl#EN117869", "set.jsonl.EN117869.json"),
+        ("set.jsonl#3", "set.jsonl.3.json"),
+        ("set.jsonl#../../etc/passwd", "set.jsonl._.._etc_passwd.json"),
+    ],
+    ids=["file", "tree", "record", "record-number", "record-id-escaping-out"],
+)
+def test_output_paths_mirror_the_input_tree_and_stay_inside(tmp_path: Path, report_id: str, expected: str):
+    assert output_path(tmp_path, report_id) == tmp_path / expected
+
+
+def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
+    tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
+):
+    good_rows = shortest(val_rows, 3)
+    folder = tmp_path / "inbox"
+    (folder / "sub").mkdir(parents=True)
+    # A one-line PDF text layer: pypdf gives the line back as written, so its hash can be checked.
+    good = {
+        "Bericht für Frau Müller.txt": good_rows[0]["report"],
+        "sub/discharge.pdf": " ".join(good_rows[2]["report"].split()),
+        "sub/letter one.docx": good_rows[1]["report"],
+    }
+    (folder / "Bericht für Frau Müller.txt").write_text(good_rows[0]["report"], encoding="utf-8")
+    (folder / "sub" / "letter one.docx").write_bytes(docx_with([good_rows[1]["report"]]))
+    (folder / "sub" / "discharge.pdf").write_bytes(pdf_with_text(good["sub/discharge.pdf"]))
+    bad = {
+        "leer ä b.txt": "empty",
+        "binary.txt": "binary",
+        "latin1.txt": "encoding",
+        "locked.docx": "password_protected",
+        "broken.docx": "corrupted",
+        "locked.pdf": "password_protected",
+        "broken.pdf": "corrupted",
+        "scan.pdf": "no_text_layer",
+        "vanished.txt": "missing",
+        "secret.txt": "permission",
+        "huge.txt": "too_large",
+        "loop.txt": "symlink_loop",
+        "sub/up": "symlink_loop",
+    }
+    (folder / "leer ä b.txt").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    (folder / "latin1.txt").write_bytes("Patientin, 54 Jahre, Übelkeit.".encode("cp1252"))
+    (folder / "locked.docx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4000))  # an encrypted Office file
+    (folder / "broken.docx").write_bytes(docx_with(["x"])[:700])
+    (folder / "locked.pdf").write_bytes(encrypted_pdf("secret"))
+    (folder / "broken.pdf").write_bytes(pdf_with_text("x")[:60])
+    (folder / "scan.pdf").write_bytes(scanned_pdf())
+    (folder / "vanished.txt").write_text("listed, then deleted before it is read")
+    (folder / "secret.txt").write_text("tests run as root, so permissions are simulated below")
+    with (folder / "huge.txt").open("wb") as handle:
+        handle.truncate(50 * 1000 * 1000)
+    (folder / "loop.txt").symlink_to(folder / "loop.txt")
+    (folder / "sub" / "up").symlink_to(folder, target_is_directory=True)
+
+    # Root reads everything, so a permission error is raised where the OS would raise it; and the
+    # vanishing file is deleted between the folder listing and its reading, as a sync client might.
+    real_read_bytes, real_read_path = Path.read_bytes, batch_module.read_path
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == "secret.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    def read_path(path: Path, **kwargs):
+        if path.name == "vanished.txt":
+            path.unlink()
+        return real_read_path(path, **kwargs)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(batch_module, "read_path", read_path)
+    monkeypatch.setattr("edge_extract.cli.extract.load_model", lambda *args, **kwargs: extractor)
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(folder), "--out", str(out)], catch_exceptions=False)
+
+    assert result.exit_code == 1, result.output
+    assert f"finished with {len(bad)} failure(s) of {len(bad) + len(good)}" in result.output
+    assert "Traceback" not in result.output
+    results, rows, errors = read_outputs(out)
+    assert {line["id"]: line["kind"] for line in errors} == bad
+    assert len(errors) == len(bad)
+    for line in errors:
+        assert "\n" not in line["message"] and line["message"]
+    assert [r.id for r in results] == [row["id"] for row in rows] == list(good)  # folder order
+    for report_id, text in good.items():
+        written = Result.model_validate_json(output_path(out, report_id).read_text())
+        assert written.status == "ok" and written.summary is not None
+        assert written.provenance.input_sha256 == text_sha256(text)
+    assert json.loads((out / "summary.json").read_text())["failed"] == len(bad)
+
+
+def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: Extractor, val_rows):
+    rows = shortest(val_rows, 2)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for n, row in enumerate(rows):
+        (folder / f"r{n}.txt").write_text(row["report"], encoding="utf-8")
+    out = tmp_path / "out"
+
+    def run(with_extractor: Extractor = extractor, force: bool = False):
+        return run_batch(collect([str(folder)]), extractor=with_extractor, out=out, force=force)
+
+    first = run()
+    assert (first.done, first.skipped, first.failed) == (2, 0, 0)
+    assert (run().done, run().skipped) == (0, 2)  # nothing changed: nothing re-runs
+
+    (folder / "r1.txt").write_text(rows[1]["report"] + "\nAddendum: afebrile on day 3.", encoding="utf-8")
+    edited = run()
+    assert (edited.done, edited.skipped) == (1, 1)
+
+    stricter = Extractor(extractor.runtime, decoding=DecodingSettings(repeat_penalty=1.2))
+    assert stricter.fingerprint != extractor.fingerprint
+    assert run(stricter).done == 2  # other decoding settings may give other records
+    assert run(stricter, force=True).done == 2
+
+    results, rows_csv, _ = read_outputs(out)
+    assert [r.id for r in results] == ["r0.txt", "r1.txt"] and len(rows_csv) == 2
+    journal = (out / ".edge-extract" / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 2  # compacted: one line per report
+
+
+def test_stop_request_finishes_the_current_report_then_resumes(tmp_path: Path, extractor: Extractor, val_rows):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for n, row in enumerate(shortest(val_rows, 2)):
+        (folder / f"r{n}.txt").write_text(row["report"], encoding="utf-8")
+    out = tmp_path / "out"
+    asked = []
+
+    def stop_after_first() -> bool:
+        asked.append(True)
+        return len(asked) > 1
+
+    stopped = run_batch(collect([str(folder)]), extractor=extractor, out=out, should_stop=stop_after_first)
+    assert stopped.interrupted and stopped.done == 1
+    assert not (out / "summary.json").exists()  # no completion marker for an unfinished run
+    results, _, _ = read_outputs(out)
+    assert [r.id for r in results] == ["r0.txt"]
+    resumed = run_batch(collect([str(folder)]), extractor=extractor, out=out)
+    assert (resumed.done, resumed.skipped, resumed.interrupted) == (1, 1, False)
+    assert json.loads((out / "summary.json").read_text())["complete"] is True
+
+
+def _journal_lines(out: Path) -> int:
+    path = out / ".edge-extract" / "journal.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_killed_batch_resumes_with_every_report_exactly_once(tmp_path: Path, val_rows, train_rows):
+    rows = shortest(val_rows + train_rows, 20)
+    folder = tmp_path / "reports"
+    expected: dict[str, str] = {}
+    for n, row in enumerate(rows[:14]):
+        report_id = f"ward {'ab'[n % 2]}/report {n:02d}.txt"
+        (folder / report_id).parent.mkdir(parents=True, exist_ok=True)
+        (folder / report_id).write_text(row["report"], encoding="utf-8")
+        expected[report_id] = row["report"]
+    with (folder / "set.jsonl").open("w", encoding="utf-8") as handle:
+        for row in rows[14:]:
+            handle.write(json.dumps({"id": row["id"], "report": row["report"], "summary": row["summary"]}) + "\n")
+            expected[f"set.jsonl#{row['id']}"] = row["report"]
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "edge_extract", "extract", str(folder), "--out", str(out), "--threads", "1"]
+    seed = int(os.environ.get("EDGE_EXTRACT_KILL_SEED", time.time()))
+    rng = random.Random(seed)
+    log = tmp_path / "stderr.log"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=ROOT)
+
+    for _ in range(3):  # SIGKILL at a random moment: model load, mid-report, mid-write
+        process = start()
+        time.sleep(rng.uniform(0.5, 6.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    process = start()  # Ctrl-C: the current report is finished and written, then a clean exit
+    before, deadline = _journal_lines(out), time.monotonic() + 120
+    while _journal_lines(out) == before and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) in (0, 130), f"seed {seed}: {log.read_text()}"
+    if process.returncode == 130:
+        assert "to resume, run again" in log.read_text()
+    # What a power cut can leave besides: half a journal line, a temp file that was never renamed.
+    with (out / ".edge-extract" / "journal.jsonl").open("a") as handle:
+        handle.write('{"id": "ward a/report 01.txt", "input_sha')
+    (out / "ward a").mkdir(exist_ok=True)
+    (out / "ward a" / ".report 01.txt.json.abcd1234.tmp").write_text('{"id": "half a fi')
+
+    final = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert final.returncode == 0, f"seed {seed}: {final.stderr}"
+
+    results, csv_rows, errors = read_outputs(out)
+    assert errors == []
+    assert sorted(r.id for r in results) == sorted(expected), f"seed {seed}"
+    assert sorted(row["id"] for row in csv_rows) == sorted(expected)
+    assert set(csv_rows[0]) >= set(FIELDS)
+    for report_id, text in expected.items():
+        written = Result.model_validate_json(output_path(out, report_id).read_text())
+        assert written.id == report_id and written.status == "ok" and written.summary is not None
+        assert written.provenance.input_sha256 == text_sha256(text)
+    per_report = [p for p in out.rglob("*.json") if ".edge-extract" not in p.parts and p.name != "summary.json"]
+    assert len(per_report) == len(expected)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    journal = [json.loads(line) for line in (out / ".edge-extract" / "journal.jsonl").read_text().splitlines()]
+    assert sorted(entry["id"] for entry in journal) == sorted(expected)
+
+    again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert again.returncode == 0
+    assert f"{len(expected)} report(s) already done" in again.stderr
+    assert (out / "results.jsonl").read_text().count("\n") == len(expected)
+
+
+@pytest.mark.integration
+def test_desktop_launcher_runs_a_dropped_folder(tmp_path: Path, val_rows):
+    entry = (ROOT / "packaging" / "edge-extract.desktop").read_text(encoding="utf-8")
+    exec_line = next(line.split("=", 1)[1] for line in entry.splitlines() if line.startswith("Exec="))
+    assert "%F" in exec_line
+    dropped = tmp_path / "Befunde März"
+    dropped.mkdir()
+    text = shortest(val_rows, 1)[0]["report"]
+    (dropped / "first report.txt").write_text(text, encoding="utf-8")
+    # The desktop puts each dropped path in place of %F as its own argument, then runs the line.
+    command = exec_line.replace("%F", shlex.quote(str(dropped)))
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin"}
+    done = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "Befunde März-extracted"
+    written = Result.model_validate_json((out / "first report.txt.json").read_text())
+    assert written.status == "ok" and written.provenance.input_sha256 == text_sha256(text)
+    assert (out / "summary.json").is_file()

@@ -1,0 +1,126 @@
+"""The watched inbox with the real default model: a file is read only once it has finished copying,
+processed inputs move to done/, bad ones get an error line, and a restart resumes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_extract.inbox import Inbox, InboxStats
+from edge_extract.output import output_path
+from edge_extract.pipeline import Extractor, Result
+from edge_extract.reading import text_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting for the inbox")
+        time.sleep(0.1)
+
+
+class Running:
+    """An Inbox in a background thread (as the CLI runs it in the foreground), stopped on exit."""
+
+    def __init__(self, inbox: Path, out: Path, extractor: Extractor) -> None:
+        self.stop = threading.Event()
+        self.stats: InboxStats | None = None
+        self.watcher = Inbox(inbox, out, extractor=extractor, move_done=True, settle_seconds=1.0, poll_seconds=0.1)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.stats = self.watcher.run(should_stop=self.stop.is_set)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive()
+
+
+def journal(out: Path) -> list[dict]:
+    path = out / ".edge-extract" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_inbox_waits_for_copies_moves_done_files_and_resumes(tmp_path: Path, extractor: Extractor, val_rows):
+    first, slow, late = (row["report"] for row in sorted(val_rows, key=lambda row: len(row["report"]))[:3])
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    (inbox / "already here.txt").write_text(first, encoding="utf-8")
+
+    with Running(inbox, out, extractor) as running:
+        wait_for(lambda: (inbox / "done" / "already here.txt").exists())
+        # A slow copy: chunks 0.25 s apart, each gap well inside the 1 s settle time.
+        target = inbox / "ward" / "slow copy.txt"
+        target.parent.mkdir()
+        data = slow.encode("utf-8")
+        with target.open("wb") as handle:
+            for start in range(0, len(data), len(data) // 5 + 1):
+                handle.write(data[start : start + len(data) // 5 + 1])
+                handle.flush()
+                time.sleep(0.25)
+        (inbox / "empty.txt").write_bytes(b"")
+        wait_for(lambda: (inbox / "done" / "ward" / "slow copy.txt").exists())
+        wait_for(
+            lambda: "empty.txt" in (out / "errors.jsonl").read_text() if (out / "errors.jsonl").exists() else False
+        )
+    assert running.stats == InboxStats(extracted=2, skipped=0, failed=1, moved=2)
+
+    entries = journal(out)
+    assert [e["id"] for e in entries] == ["already here.txt", "ward/slow copy.txt"]  # never read half-copied
+    written = Result.model_validate_json(output_path(out, "ward/slow copy.txt").read_text())
+    assert written.status == "ok" and written.provenance.input_sha256 == text_sha256(slow)
+    assert (inbox / "empty.txt").exists()  # a bad file stays where the user can fix it
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [(e["id"], e["kind"]) for e in errors] == [("empty.txt", "empty")]
+
+    # While it was down: a new report arrived, and one already done came back (as after a kill
+    # between writing its record and moving it). The restart extracts only the new one.
+    (inbox / "late.txt").write_text(late, encoding="utf-8")
+    shutil.copy(inbox / "done" / "already here.txt", inbox / "already here.txt")
+    (inbox / "empty.txt").unlink()
+    with Running(inbox, out, extractor) as running:
+        wait_for(lambda: (inbox / "done" / "late.txt").exists() and (inbox / "done" / "already here (2).txt").exists())
+    assert running.stats == InboxStats(extracted=1, skipped=1, failed=0, moved=2)
+    results = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r.id for r in results] == ["already here.txt", "late.txt", "ward/slow copy.txt"]
+    assert (out / "results.csv").read_text(encoding="utf-8-sig").count("\n") == 4
+    assert len(journal(out)) == 3
+
+
+@pytest.mark.integration
+def test_watch_command_runs_until_ctrl_c(tmp_path: Path, val_rows):
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    command = [sys.executable, "-m", "edge_extract", "watch", str(inbox), "--out", str(out), "--threads", "1"]
+    log = tmp_path / "stderr.log"
+    process = subprocess.Popen([*command, "--settle", "0.5"], stderr=log.open("wb"), cwd=ROOT)
+    try:
+        wait_for(lambda: "watching" in log.read_text())
+        text = sorted(val_rows, key=lambda row: len(row["report"]))[0]["report"]
+        (inbox / "dropped.txt").write_text(text, encoding="utf-8")
+        wait_for(lambda: (out / "results.jsonl").exists())
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    assert "done dropped.txt" in log.read_text() and "extracted" in log.read_text()
+    assert text not in log.read_text()  # file names and timings only, never the report
+    [result] = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert result.id == "dropped.txt" and result.status == "ok"
+    assert (inbox / "dropped.txt").exists()  # no --move-done: inputs stay
