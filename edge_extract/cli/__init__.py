@@ -5,16 +5,12 @@ Expected failures exit with a one-line message and the error's exit code, never 
 
 from __future__ import annotations
 
-import typer
-
-from .. import __version__
-
 # Each command module registers itself on `app` when imported.
-from . import doctor as _doctor  # noqa: E402,F401
-from . import eval as _eval  # noqa: E402,F401
-from . import extract as _extract  # noqa: E402,F401
-from . import models as _models  # noqa: E402,F401
-from . import watch as _watch  # noqa: E402,F401
+from . import doctor as _doctor  # noqa: F401
+from . import eval as _eval  # noqa: F401
+from . import extract as _extract  # noqa: F401
+from . import models as _models  # noqa: F401
+from . import watch as _watch  # noqa: F401
 from ._app import app
 
 
@@ -22,4 +18,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "__version__", "typer"]
+__all__ = ["app", "main"]
