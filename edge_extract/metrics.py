@@ -261,7 +261,8 @@ class FieldScores(BaseModel):
     """One field over a whole gold set; None where the metric does not apply or had nothing to score."""
 
     scored: int
-    """Records whose gold value is not N/A (the ROUGE and semantic denominators)."""
+    """Records whose gold value is not N/A (the ROUGE and semantic denominators; for age and
+    gender, where accuracy is over all records, just the count)."""
     na_agreement: float
     """Share of records where prediction and gold agree on whether the field is present."""
     rouge1: float | None = None
@@ -345,7 +346,8 @@ def score_records(
         if field in EXACT_FIELDS:
             correct = EXACT_FIELDS[field]
             accuracy[field] = fmean(correct(p[field], g[field]) for p, g in zip(pred_values, gold_values))
-            fields[field] = FieldScores(scored=0, na_agreement=agreement, accuracy=accuracy[field])
+            present = sum(not is_absent(g[field]) for g in gold_values)
+            fields[field] = FieldScores(scored=present, na_agreement=agreement, accuracy=accuracy[field])
             continue
         mine = [k for k, (name, _, _) in enumerate(pairs) if name == field]
         per_metric = {name: [rouges[k][name] for k in mine] for name in ROUGE_TYPES}
