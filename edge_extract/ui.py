@@ -40,6 +40,11 @@ def get_console() -> Console:
     return Console(stderr=True, theme=THEME, highlight=False)
 
 
+def stdout_console() -> Console:
+    """Output a command is run for (a record table, a doctor report), on stdout with the theme."""
+    return Console(theme=THEME, highlight=False)
+
+
 class RateColumn(ProgressColumn):
     """Items per minute, from Rich's moving speed estimate."""
 
@@ -65,11 +70,12 @@ def progress(console: Console | None = None) -> Progress:
 
 def record_table(result_dict: dict) -> Table:
     """One result as a two-column table: field, value (absent fields dimmed)."""
-    table = Table(title=result_dict["id"], show_header=True, header_style="bold", expand=True)
+    table = Table(title=Text(result_dict["id"]), show_header=True, header_style="bold", expand=True)
     table.add_column("field", style="field", no_wrap=True)
-    table.add_column("value", overflow="fold")
+    table.add_column("value", overflow="fold", ratio=1)
     for name, value in (result_dict.get("summary") or {}).items():
-        table.add_row(name, f"[absent]{value}[/]" if value == NA else value)
+        # Text, not markup: an extracted value such as "[1]" must print as written.
+        table.add_row(name, Text(value, style="absent" if value == NA else ""))
     return table
 
 

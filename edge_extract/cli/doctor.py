@@ -7,11 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..doctor import Check, Status, run_checks
-from ..ui import THEME
+from ..ui import stdout_console
 from ._app import MODEL_OPTION, app, one_line_errors
 
 STATUS_STYLE = {Status.ok: "[ok]ok[/]", Status.warn: "[flag]warn[/]", Status.fail: "[failed]FAIL[/]"}
@@ -44,7 +43,7 @@ def doctor(
         typer.echo(json.dumps({"ok": not failed, "checks": rows}, indent=2))
     else:
         # stdout, not the message console: `edge-extract doctor > doctor.txt` is what support asks for.
-        stdout = Console(theme=THEME, highlight=False)
+        stdout = stdout_console()
         stdout.print(doctor_table(checks))
         stdout.print("[ok]all checks passed[/]" if not failed else f"[failed]{len(failed)} problem(s)[/]: see fix")
     if failed:

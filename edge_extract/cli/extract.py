@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..pipeline import Decoder, Extractor, Result
 from ..prompt import Strategy
 from ..reading import Report
-from ..ui import get_console, progress, record_table, summary_table
+from ..ui import get_console, progress, record_table, stdout_console, summary_table
 from ._app import MODEL_OPTION, THREADS_OPTION, app, fail, one_line_errors
 
 OUT_SUFFIX = "-extracted"
@@ -120,7 +120,7 @@ def _stream(
     if not inputs.reports:
         raise fail("no report to extract" if not failures else f"{failures} input(s) could not be read", 3)
     extractor = _loader(model, threads, strategy, decoder)()
-    stdout = Console(highlight=False)
+    stdout = stdout_console()
     show_tables = stdout.is_terminal and not as_json
     failed = failures
     for report in inputs.reports:
