@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from edge_extract import Result
-from edge_extract.registry import sha256_file
+from edge_extract.registry import DEFAULT_MODEL, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -127,7 +127,7 @@ def test_installs_and_extracts_with_no_network(built, tmp_path):
     result = Result.model_validate_json(extraction.stdout)
     assert result.status == "ok"
     assert result.summary is not None
-    assert result.provenance.model == "gemma-3-270m"
+    assert result.provenance.model == DEFAULT_MODEL
 
 
 def _linked_copy(bundle: Path, tmp_path: Path) -> Path:

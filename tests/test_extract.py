@@ -8,6 +8,7 @@ from edge_extract import FIELDS, Record, __version__, extract
 from edge_extract.pipeline import ANSWER_ROOM, Decoder, Extractor
 from edge_extract.prompt import PROMPT_VERSION
 from edge_extract.reading import Report, text_sha256
+from edge_extract.registry import DEFAULT_MODEL
 from edge_extract.runtime import LoadSettings, Runtime
 from edge_extract.validate import parse_record
 
@@ -19,7 +20,7 @@ def test_real_reports_give_schema_valid_records_with_provenance(extractor, val_r
         assert list(result.summary.values()) == list(FIELDS)
         Record.model_validate(result.summary.model_dump())
         provenance = result.provenance
-        assert provenance.model == "gemma-3-270m"
+        assert provenance.model == DEFAULT_MODEL
         assert provenance.model_sha256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
         assert provenance.prompt_version == PROMPT_VERSION
         assert provenance.edge_extract_version == __version__
