@@ -23,8 +23,9 @@ from . import paths
 from .errors import ConfigError, ModelError, UnknownModelError
 from .files import atomic_write_text
 
-DEFAULT_MODEL = "gemma-3-270m"
-"""Used when neither --model nor EDGE_EXTRACT_MODEL names one."""
+DEFAULT_MODEL = "gemma-3-270m-elmtex"
+"""Used when neither --model nor EDGE_EXTRACT_MODEL names one: the embedded Gemma 3 270M with the
+LoRA adapter fine-tuned for ELMTEX (the base alone cannot extract)."""
 
 PROMPT_FORMAT_BY_ARCHITECTURE = {
     "gemma": "gemma",
