@@ -161,7 +161,11 @@ def register_command(
     chat: str | None = typer.Option(None, "--chat", help="Prompt format: gemma, llama3 or chatml."),
     adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter to apply at load time."),
     context_size: int = typer.Option(8192, "--context-size", min=512),
+    description: str = typer.Option("", "--description", help="One line for `edge-extract models list`."),
     models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
+    decoding: list[str] = typer.Option(
+        [], "--decoding", help="KEY=VALUE decoding setting chosen for this model, e.g. absent_bias=2 (repeatable)."
+    ),
 ) -> None:
     """Copy the GGUF (and adapter) into a models folder and write its manifest."""
     from edge_extract.registry import Registry
@@ -171,7 +175,23 @@ def register_command(
     registry = Registry.default()
     if models_dir is not None:
         registry = Registry((*registry.folders[:-1], models_dir))
-    register(name, model, chat=chat, adapter=adapter, context_size=context_size, registry=registry)
+    settings = {}
+    for item in decoding:
+        key, _, value = item.partition("=")
+        try:
+            settings[key.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"KEY=NUMBER, got {item!r}", param_hint="--decoding") from None
+    register(
+        name,
+        model,
+        chat=chat,
+        adapter=adapter,
+        context_size=context_size,
+        description=description,
+        decoding=settings,
+        registry=registry,
+    )
 
 
 def main() -> None:

@@ -68,5 +68,6 @@ def run_pipeline(config: TrainConfig, *, registry: Registry | None = None) -> Ma
         adapter=adapter,
         context_size=config.context_size,
         description=description,
+        decoding=config.decoding,
         registry=registry,
     )

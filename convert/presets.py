@@ -50,6 +50,11 @@ class TrainConfig:
         ship: "merged": one GGUF with the adapter folded in; "adapter": the base GGUF plus a
             GGUF LoRA adapter applied at load time (the only choice with base_gguf).
         context_size: context window written to the model manifest (tokens).
+        decoding: decoding settings written to the manifest, chosen on validation data after
+            training (edge_extract.decoding.DecodingSettings fields, e.g. absent_bias).
+        init_adapter: start from this PEFT adapter folder (a finished run's adapter/) instead of a
+            fresh LoRA, to train it further, e.g. one more epoch; its own rank, alpha and target
+            modules then apply, and the learning-rate schedule starts anew.
     """
 
     name: str = "elmtex-lora"
@@ -67,6 +72,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = LLAMA_TARGETS
+    init_adapter: str | None = None
     # optimisation
     steps: int = 100
     batch_size: int = 1
@@ -88,6 +94,7 @@ class TrainConfig:
     quant: Literal["Q4_K_M", "Q8_0"] | None = "Q4_K_M"
     ship: Literal["merged", "adapter"] = "merged"
     context_size: int = 8192
+    decoding: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

@@ -2,7 +2,7 @@
 `edge-extract extract --model NAME` runs it.
 
     python -m convert register NAME runs/x/gguf/x-Q4_K_M.gguf --chat llama3
-    python -m convert register NAME gemma-3-270m --adapter runs/y/gguf/y-adapter-f16.gguf
+    python -m convert register NAME gemma-3-270m --adapter runs/y/gguf/y-adapter-f16.gguf --decoding absent_bias=2
 
 The model is a GGUF file (copied into <models>/NAME/) or the name of a registered model that the
 adapter applies to; an embedded (PyPI) base stays where it is and is shared, not copied.
@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+from edge_extract.pipeline import model_decoding
 from edge_extract.prompt import CHAT_FORMATS
 from edge_extract.registry import Manifest, Registry, sha256_file
 from edge_extract.runtime import check_gguf
@@ -42,6 +43,7 @@ def register(
     adapter: Path | None = None,
     context_size: int = 8192,
     description: str = "",
+    decoding: dict[str, float] | None = None,
     registry: Registry | None = None,
 ) -> Manifest:
     """Write the manifest of `name` into the registry's last (user) folder and return it."""
@@ -52,7 +54,13 @@ def register(
     prompt_format = chat or (known[model][0].prompt_format if model in known else None)
     if prompt_format not in CHAT_FORMATS:
         raise ConvertError(f"give the chat format (--chat): one of {', '.join(CHAT_FORMATS)}")
-    settings = {"name": name, "description": description, "prompt_format": prompt_format, "context_size": context_size}
+    settings = {
+        "name": name,
+        "description": description,
+        "prompt_format": prompt_format,
+        "context_size": context_size,
+        "decoding": decoding or {},
+    }
     if model in known and known[model][0].source.kind == "pypi":
         fields = {**known[model][0].model_dump(), **settings}
     else:
@@ -71,6 +79,7 @@ def register(
         adapter_file = _copy_in(adapter, folder, root)
         fields["adapter"] = {"file": adapter_file, "sha256": sha256_file(root / adapter_file)}
     manifest = Manifest.model_validate(fields)
+    model_decoding(manifest)  # refuse a misspelt setting now, not at the first extraction
     written = registry.register(manifest)
     get_console().print(f"register: {name} -> {written}", soft_wrap=True)
     return manifest

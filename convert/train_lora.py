@@ -168,7 +168,7 @@ def _versions() -> dict[str, str]:
 def train(config: TrainConfig) -> TrainResult:
     """Run LoRA training as the config says and save the adapter with its settings and metrics."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
     console = get_console()
@@ -188,15 +188,21 @@ def train(config: TrainConfig) -> TrainResult:
     model.config.use_cache = False  # the cache only costs memory in training
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
-    )
     # PEFT keeps the adapter weights in float32 under a bf16 base (autocast_adapter_dtype).
-    model = get_peft_model(model, lora)
+    if config.init_adapter:
+        start = Path(config.init_adapter).expanduser()
+        if not (start / "adapter_config.json").is_file():
+            raise ConvertError(f"init_adapter {start} is not a PEFT adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, str(start), is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = get_scheduler(

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .schema import FIELD_MAX_CHARS, FIELDS, GENDERS, NA
+from .schema import FIELD_MAX_CHARS, FIELDS, GENDERS, NA, items
 
 CHOICE_FIELDS: dict[str, tuple[str, ...]] = {"gender": GENDERS}
 """Fields whose value is one of a closed set: the decoder picks among the options."""
@@ -54,13 +54,20 @@ class DecodingSettings:
             1.1 cut runaway values of a quick 270M LoRA from 19 to 2 in 84 reports.
         repeat_last_n: how many of the value's latest tokens the penalty looks at.
         loop_repeats: a token run repeated this many times in a row ends the value (0: off).
+        stop_at_restated_item: end a list value where the model starts restating one of its items
+            (longer-range repetition than the loop detector sees); the restatement is dropped.
         chars_per_token_bound: tokens allowed per value = max chars of the field / this.
+        absent_bias: subtracted from the logit of "N/A"'s first token where a value starts (0: off).
+            A small fine-tune says N/A too readily (it is the most frequent value in training);
+            a bias chosen on validation data trades that back for recall.
     """
 
     repeat_penalty: float = 1.1
     repeat_last_n: int = 64
     loop_repeats: int = 3
+    stop_at_restated_item: bool = True
     chars_per_token_bound: float = 1.5
+    absent_bias: float = 0.0
 
 
 @dataclass
@@ -94,6 +101,35 @@ def _loop_length(tokens: Sequence[int], repeats: int) -> int:
     return 0
 
 
+RESTATED_MIN_WORDS = 4
+"""An unfinished item restating an earlier one this long is a loop already: legitimate items
+often extend a short earlier one ("fever", then "fever of 39 C"), rarely a long one."""
+
+
+def _normal_items(raw: bytes) -> list[str]:
+    return [" ".join(part.decode("utf-8", "ignore").casefold().split()) for part in raw.split(b";")]
+
+
+def restated_item_start(raw: bytes) -> int | None:
+    """Byte offset where the value's latest item starts if that item restates an earlier one, else None.
+
+    The latest item restates when, just completed (a ";" follows it), it equals an earlier item, or
+    when, still unfinished, it already spells out an earlier item of RESTATED_MIN_WORDS words or more.
+
+    Example:
+        >>> restated_item_start(b"fever; cough; fever;")
+        13
+        >>> restated_item_start(b"fever; cough; fever of 39 C;") is None
+        True
+    """
+    *done, current = _normal_items(raw)
+    if len(done) >= 2 and done[-1] and done[-1] in done[:-1]:
+        return raw.rfind(b";", 0, len(raw.rstrip(b" ")) - 1) + 1
+    if current and len(current.split()) >= RESTATED_MIN_WORDS and current in done:
+        return raw.rfind(b";") + 1
+    return None
+
+
 def json_string_content(raw: bytes) -> str:
     """Decode a JSON string body written by the model into text, never failing.
 
@@ -113,8 +149,21 @@ def json_string_content(raw: bytes) -> str:
 
 
 def _tidy(value: str) -> str:
-    """Trim separators left at the ends; an empty value means the field is absent."""
+    """Trim separators left at the ends and drop repeated items (a small model restates one
+    finding now and then); an empty value means the field is absent.
+
+    Example:
+        >>> _tidy("fever; cough; Fever;")
+        'fever; cough'
+    """
     value = value.strip().strip(";").strip()
+    parts = items(value)
+    first: dict[str, str] = {}
+    for part in parts:
+        first.setdefault(part.casefold(), part)
+    unique = list(first.values())
+    if len(unique) < len(parts):
+        value = "; ".join(unique)
     return value or NA
 
 
@@ -126,6 +175,7 @@ class SchemaDecoder:
         self.settings = settings
         self._exempt: dict[int, bool] = {}
         self._skeleton_tokens = [model.tokenize(skeleton_before(i)) for i in range(len(FIELDS))]
+        self._absent_token = model.tokenize(NA)[0]
         self._choice_tokens = {
             name: [model.tokenize(option) for option in options] for name, options in CHOICE_FIELDS.items()
         }
@@ -185,6 +235,23 @@ class SchemaDecoder:
         penalised[ids] = np.where(original > 0, original / penalty, original * penalty)
         return int(np.argmax(penalised))
 
+    def _keep_after_repetition(self, raw: bytes, tokens: Sequence[int], sizes: Sequence[int]) -> int | None:
+        """How many of the value's tokens to keep when it has started repeating itself, else None.
+
+        A token run repeated loop_repeats times keeps its first occurrence; a restated item is
+        dropped whole (with any token it shares with the separator before it).
+        """
+        repeats = self.settings.loop_repeats
+        loop = _loop_length(tokens, repeats) if repeats else 0
+        if loop:
+            return len(tokens) - (loop * (repeats - 1) if loop > 1 else loop * (2 * repeats - 1))
+        if self.settings.stop_at_restated_item and b";" in raw:
+            offset = restated_item_start(bytes(raw))
+            if offset is not None:
+                ends = np.cumsum(sizes)
+                return int(np.searchsorted(ends, offset, side="right"))
+        return None
+
     def _free_value(self, name: str, logits: np.ndarray, stats: DecodeStats, *, room: int) -> tuple[str, np.ndarray]:
         """Generate one string value until an unescaped quote, an end token, a control character,
         a repetition loop, the length bound or the end of the context room left for it (so a long
@@ -197,6 +264,9 @@ class SchemaDecoder:
         tokens: list[int] = []
         sizes: list[int] = []
         escaped = False
+        if self.settings.absent_bias and max_tokens:
+            logits = logits.copy()
+            logits[self._absent_token] -= self.settings.absent_bias
         for _ in range(max_tokens):
             token = self._pick(logits, tokens[-self.settings.repeat_last_n :])
             piece = self.model.piece(token)
@@ -223,14 +293,11 @@ class SchemaDecoder:
             logits = self._feed([token], stats)
             if len(raw) >= max_chars:
                 break
-            loop = _loop_length(tokens, self.settings.loop_repeats) if self.settings.loop_repeats else 0
-            if loop:
-                # Keep the first occurrence of the repeated run, drop the rest from text and context.
-                drop = (
-                    loop * (self.settings.loop_repeats - 1) if loop > 1 else loop * (2 * self.settings.loop_repeats - 1)
-                )
-                del raw[len(raw) - sum(sizes[-drop:]) :]
-                del tokens[-drop:], sizes[-drop:]
+            keep = self._keep_after_repetition(raw, tokens, sizes)
+            if keep is not None:
+                # Keep the text before the repetition, drop the rest from text and context.
+                del raw[sum(sizes[:keep]) :]
+                del tokens[keep:], sizes[keep:]
                 self.model.truncate(start + len(tokens))
                 stats.looped_fields.append(name)
                 break

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict
 
 from . import __version__
 from .decoding import DecodeStats, DecodingSettings, SchemaDecoder
-from .errors import EdgeExtractError, GenerationError, OutputInvalidError
+from .errors import ConfigError, EdgeExtractError, GenerationError, OutputInvalidError
 from .prompt import PROMPT_VERSION, Strategy, render_prompt
 from .reading import Report
+from .registry import Manifest
 from .runtime import Runtime
 from .schema import Example, Record, record_json_schema
 from .validate import parse_record
@@ -80,6 +81,17 @@ class Result(BaseModel):
     provenance: Provenance
 
 
+def model_decoding(manifest: Manifest) -> DecodingSettings:
+    """The defaults, with the settings the model's manifest chose for it."""
+    try:
+        return DecodingSettings(**manifest.decoding)
+    except TypeError:
+        known = ", ".join(DecodingSettings.__dataclass_fields__)
+        raise ConfigError(
+            f"model {manifest.name}: unknown decoding setting in {sorted(manifest.decoding)}; known: {known}"
+        ) from None
+
+
 class Extractor:
     """A loaded model plus how to ask it: call `extract` once per report, the model stays loaded
     (and its KV cache holds the shared instruction prefix) across a whole batch.
@@ -101,7 +113,7 @@ class Extractor:
         self.runtime = runtime
         self.strategy = strategy
         self.decoder = decoder
-        self.decoding = decoding or DecodingSettings()
+        self.decoding = decoding or model_decoding(runtime.model.manifest)
         self.examples = examples
         self.n_examples = n_examples
         self.clock = clock

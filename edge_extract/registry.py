@@ -77,6 +77,9 @@ class Manifest(BaseModel):
     prompt_format: str
     context_size: int = Field(default=8192, ge=512)
     adapter: Adapter | None = None
+    decoding: dict[str, float] = Field(default_factory=dict)
+    """Decoding settings chosen for this model on validation data (DecodingSettings fields, such as
+    absent_bias); they replace the defaults whenever the model runs."""
 
 
 @dataclass(frozen=True)

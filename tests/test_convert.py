@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +23,12 @@ from convert import train_lora
 from convert.__main__ import app
 from convert.errors import ConvertError, NonFiniteError
 from convert.presets import PRESETS, TrainConfig, load_config
+from convert.register import register
 from convert.to_gguf import adapter_to_gguf, hf_to_gguf
 from edge_extract import api
+from edge_extract.errors import ConfigError
 from edge_extract.prompt import CHAT_FORMATS, render_prompt, render_training_text
-from edge_extract.registry import Registry
+from edge_extract.registry import DEFAULT_MODEL, Registry
 from edge_extract.schema import Example, Record
 
 if TYPE_CHECKING:
@@ -175,6 +178,7 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
                 "train_file": str(train_file),
                 "val_file": str(val_file),
                 "out_dir": str(run),
+                "decoding": {"absent_bias": 1.5},
             }
         )
     )
@@ -242,6 +246,7 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     # registered in the (isolated) user models folder, and extraction runs through the runtime
     manifest, folder = Registry.default().get("tiny-elmtex")
     assert (manifest.prompt_format, manifest.source.kind) == ("chatml", "file")
+    assert manifest.decoding == {"absent_bias": 1.5}
     assert (folder / manifest.file).is_file()
     extractor = api.load_model("tiny-elmtex", threads=1)
     try:
@@ -251,6 +256,12 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     assert outcome.status == "ok", outcome.error
     assert isinstance(outcome.summary, Record)
     assert outcome.provenance.model_sha256 == manifest.sha256
+    assert outcome.provenance.settings["absent_bias"] == 1.5  # the manifest's tuned setting applied
+
+    # training further from the finished adapter starts where it ended, not from scratch
+    shutil.copytree(run / "adapter", tmp_path / "first")
+    more = train_lora.main(dataclasses.replace(config, init_adapter=str(tmp_path / "first"), steps=2))
+    assert more.losses[0] < losses[0] / 2, (more.losses, losses)
 
     # a diverging run stops with a clear error before anything is saved
     with pytest.raises(NonFiniteError, match="training diverged"):
@@ -287,3 +298,23 @@ def test_config_errors_are_one_line(tmp_path: Path, values: dict, overrides: lis
     with pytest.raises(ConvertError, match=message) as error:
         load_config(run, overrides=overrides)
     assert "\n" not in str(error.value)
+
+
+RECIPES = Path(__file__).parent.parent / "convert" / "recipes"
+
+
+def test_recipe_reproduces_the_shipped_default() -> None:
+    first = load_config(RECIPES / "gemma-3-270m-elmtex-epoch1.toml")
+    second = load_config(RECIPES / "gemma-3-270m-elmtex-epoch2.toml")
+    assert second.init_adapter == f"{first.out_dir}/adapter"  # stage 2 continues stage 1
+    assert (first.base_gguf, second.base_gguf) == ("gemma-3-270m", "gemma-3-270m")
+    shipped, _ = Registry.default().get(DEFAULT_MODEL)
+    assert second.name == shipped.name
+    assert second.decoding == shipped.decoding  # the setting chosen on val is the one shipped
+
+
+def test_register_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:
+    registry = Registry((*Registry.default().folders[:-1], tmp_path))
+    with pytest.raises(ConfigError, match="unknown decoding setting"):
+        register("typo", "gemma-3-270m", decoding={"absent_bais": 2.0}, registry=registry)
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -133,7 +133,9 @@ def test_values_are_capped_by_the_context_room_left():
 
 
 def test_repetition_loop_is_cut_back_to_one_occurrence():
-    values, stats, model = decode({"signs_symptoms": "fever; cough; " * 40}, repeat_penalty=1.0)
+    values, stats, model = decode(
+        {"signs_symptoms": "fever; cough; " * 40}, repeat_penalty=1.0, stop_at_restated_item=False
+    )
     assert values["signs_symptoms"] == "fever; cough"
     assert stats.looped_fields == ["signs_symptoms"]
     # the context was rewound too: the next field's skeleton follows the first occurrence
@@ -156,3 +158,43 @@ def test_skeleton_is_fed_not_sampled():
 )
 def test_json_string_content_never_fails(raw, expected):
     assert json_string_content(raw) == expected
+
+
+class HesitantModel(ScriptedModel):
+    """Prefers N/A for comorbidities, with "fever" a close second where the value starts."""
+
+    def _logits(self) -> np.ndarray:
+        logits = super()._logits()
+        if b"".join(self.pieces[t] for t in self.context).endswith(b'"comorbidities": "'):
+            logits[self.tokenize("fever")[0]] = 0.5
+        return logits
+
+
+@pytest.mark.parametrize(("bias", "expected"), [(0.0, NA), (0.4, NA), (0.8, "fever")])
+def test_absent_bias_trades_na_for_the_runner_up(bias, expected):
+    model = HesitantModel({"comorbidities": NA})
+    values, _ = SchemaDecoder(model, settings=DecodingSettings(absent_bias=bias)).decode(model.tokenize("p"))
+    assert values["comorbidities"] == expected
+    assert values["life_style"] == NA  # only a close call flips: a clear N/A stays
+
+
+def test_a_restated_item_ends_the_list():
+    script = {
+        "signs_symptoms": "fever; cough; Fever; dyspnea",
+        "diagnosis": "a;b",
+        "pathology": "fever; granuloma of the left lung; x; granuloma of the left lung and more",
+        "comorbidities": "asthma; asthma of childhood; asthma",
+    }
+    values, stats, model = decode(script)
+    assert values["signs_symptoms"] == "fever; cough"
+    assert values["diagnosis"] == "a;b"  # nothing repeated: the text stays as written
+    assert values["pathology"] == "fever; granuloma of the left lung; x"  # a long item restated unfinished
+    assert values["comorbidities"] == "asthma; asthma of childhood"  # a restated last item is dropped too
+    assert stats.looped_fields == ["signs_symptoms", "pathology"]
+    text = b"".join(model.piece(t) for t in model.context).decode()
+    assert 'fever; cough", "comorbidities": "' in text  # the context was rewound with the text
+
+
+def test_without_the_stop_repeated_items_are_still_dropped():
+    values, _, _ = decode({"signs_symptoms": "fever; cough; Fever; dyspnea"}, stop_at_restated_item=False)
+    assert values["signs_symptoms"] == "fever; cough; dyspnea"
