@@ -261,7 +261,8 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     # training further from the finished adapter starts where it ended, not from scratch
     shutil.copytree(run / "adapter", tmp_path / "first")
     more = train_lora.main(dataclasses.replace(config, init_adapter=str(tmp_path / "first"), steps=2))
-    assert more.losses[0] < losses[0] / 2, (more.losses, losses)
+    ended = sum(losses[-5:]) / 5
+    assert more.losses[0] < (losses[0] + ended) / 2, (more.losses, losses)  # nearer the end than the start
 
     # a diverging run stops with a clear error before anything is saved
     with pytest.raises(NonFiniteError, match="training diverged"):
