@@ -106,8 +106,13 @@ RESTATED_MIN_WORDS = 4
 often extend a short earlier one ("fever", then "fever of 39 C"), rarely a long one."""
 
 
+def _item_key(item: str) -> str:
+    """What two items must share to be the same item: case and spacing do not count."""
+    return " ".join(item.casefold().split())
+
+
 def _normal_items(raw: bytes) -> list[str]:
-    return [" ".join(part.decode("utf-8", "ignore").casefold().split()) for part in raw.split(b";")]
+    return [_item_key(part.decode("utf-8", "ignore")) for part in raw.split(b";")]
 
 
 def restated_item_start(raw: bytes) -> int | None:
@@ -160,7 +165,7 @@ def _tidy(value: str) -> str:
     parts = items(value)
     first: dict[str, str] = {}
     for part in parts:
-        first.setdefault(part.casefold(), part)
+        first.setdefault(_item_key(part), part)
     unique = list(first.values())
     if len(unique) < len(parts):
         value = "; ".join(unique)
@@ -246,7 +251,7 @@ class SchemaDecoder:
         if loop:
             return len(tokens) - (loop * (repeats - 1) if loop > 1 else loop * (2 * repeats - 1))
         if self.settings.stop_at_restated_item and b";" in raw:
-            offset = restated_item_start(bytes(raw))
+            offset = restated_item_start(raw)
             if offset is not None:
                 ends = np.cumsum(sizes)
                 return int(np.searchsorted(ends, offset, side="right"))
