@@ -64,7 +64,7 @@ class Provenance(BaseModel):
     seconds: float
     prompt_tokens: int = 0
     generated_tokens: int = 0
-    settings: dict[str, float | int | str]
+    settings: dict[str, bool | int | float | str]
 
 
 class Result(BaseModel):
