@@ -46,7 +46,7 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int]) -> dic
     chat = runtime.model.manifest.prompt_format
     rows = []
     for index, text in enumerate(reports):
-        tokens = runtime.tokenize(render_prompt(text, chat=chat), add_bos=True)
+        tokens = runtime.tokenize_prompt(render_prompt(text, chat=chat))
         runtime.truncate(0)
         started = time.perf_counter()
         logits = runtime.start(tokens)

@@ -56,7 +56,8 @@ def run_pipeline(config: TrainConfig, *, registry: Registry | None = None) -> Ma
         from_gguf(config.base_gguf, run_paths(config).base, registry=registry)
     prepare.main(config)
     train_lora.main(config)
-    description = f"LoRA fine-tune of {config.base or config.base_gguf} on {Path(config.train_file).name}"
+    data = " + ".join(Path(path).name for path in config.train_files)
+    description = f"LoRA fine-tune of {config.base or config.base_gguf} on {data}"
     if config.ship == "merged":
         model, adapter = str(ship_merged(config)), None
     else:

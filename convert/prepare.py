@@ -2,10 +2,13 @@
 
     python -m convert prepare --preset llama-3b --set train_file=train.jsonl --set val_file=val.jsonl
 
-Each output line is {"id", "prompt", "completion", "tokens"}: `prompt` and `completion` come from
-edge_extract.prompt.render_training_text, so the model is trained on exactly the prompt the
-runtime sends and the answer bytes its decoder writes. Examples longer than `max_length` tokens
-are dropped and counted, never cut (a cut answer would teach the model to stop mid-record).
+Each output line is {"id", "prompt", "completion", "input_ids", "prompt_tokens", "tokens"}: the
+prompt and completion come from edge_extract.prompt.render_training_text and are tokenized the way
+the runtime tokenizes them (report text never as special tokens), so the model is trained on
+exactly the tokens it will be fed; training reads the ids and needs no tokenizer. Examples longer
+than `max_length` tokens are dropped and counted, never cut (a cut answer would teach the model to
+stop mid-record). `injection_fraction` adds injected copies of training reports
+(convert/injections.py) with their gold answers unchanged.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from edge_extract.files import atomic_write_text
-from edge_extract.prompt import render_training_text
+from edge_extract.prompt import Prompt, render_training_text
 from edge_extract.schema import Example
 from edge_extract.ui import get_console
 
 from .errors import ConvertError
+from .injections import injected_variants
 from .presets import TrainConfig, base_checkpoint, run_paths
 
 if TYPE_CHECKING:
@@ -43,8 +47,10 @@ class PrepareStats:
         too_long: annotated examples over max_length tokens, dropped.
         train: training examples written.
         val: validation examples written.
+        injected: of `train`, the injected copies of training reports.
         max_tokens: the longest kept example, in tokens.
         mean_tokens: mean length of the kept examples, in tokens.
+        pad_id: the token training pads micro-batches with.
     """
 
     read: int
@@ -52,8 +58,10 @@ class PrepareStats:
     too_long: int
     train: int
     val: int
+    injected: int
     max_tokens: int
     mean_tokens: float
+    pad_id: int
 
 
 def read_examples(path: Path) -> list[Example]:
@@ -73,14 +81,16 @@ def read_examples(path: Path) -> list[Example]:
     return examples
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, completion: str) -> tuple[list[int], list[int]]:
-    """(input_ids, labels): prompt with BOS then completion, the loss on the completion only.
+def encode(tokenizer: PreTrainedTokenizerBase, prompt: Prompt, completion: str) -> tuple[list[int], list[int]]:
+    """(input_ids, labels): BOS, the prompt part by part, then the completion; loss on the completion only.
 
-    The two parts are tokenized apart, as at inference, where the runtime tokenizes the prompt
-    and the model's answer starts on a fresh token: a joint tokenization could merge the
-    boundary into a token the model never sees when it runs.
+    Parts are tokenized apart, as the runtime does: our chat markers become special tokens, report
+    text stays plain text (split_special_tokens), and the answer starts on a fresh token as it does
+    when the model writes it.
     """
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    prompt_ids: list[int] = []
+    for index, part in enumerate(prompt.parts):
+        prompt_ids += tokenizer(part.text, add_special_tokens=index == 0, split_special_tokens=part.data)["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     return prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids
 
@@ -89,8 +99,18 @@ def _rows(examples: list[Example], *, chat: str, tokenizer: PreTrainedTokenizerB
     rows = []
     for example in examples:
         prompt, completion = render_training_text(example, chat=chat)
-        input_ids, _ = encode(tokenizer, prompt, completion)
-        rows.append({"id": example.id, "prompt": prompt, "completion": completion, "tokens": len(input_ids)})
+        input_ids, labels = encode(tokenizer, prompt, completion)
+        prompt_tokens = labels.count(IGNORE_INDEX)
+        rows.append(
+            {
+                "id": example.id,
+                "prompt": prompt.text,
+                "completion": completion,
+                "input_ids": input_ids,
+                "prompt_tokens": prompt_tokens,
+                "tokens": len(input_ids),
+            }
+        )
     return rows
 
 
@@ -100,7 +120,7 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> PrepareStats:
     """Write data/train.jsonl, data/val.jsonl and data/prepare.json (the counts) for a run."""
-    train = read_examples(Path(config.train_file))
+    train = [example for path in config.train_files for example in read_examples(Path(path))]
     val = read_examples(Path(config.val_file)) if config.val_file else []
     read = len(train) + len(val)
     annotated_train = [e for e in train if e.summary is not None]
@@ -112,7 +132,8 @@ def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> Prepa
         annotated_val, annotated_train = annotated_train[:n_val], annotated_train[n_val:]
     if config.max_examples is not None:
         annotated_train = annotated_train[: config.max_examples]
-    train_rows = _rows(annotated_train, chat=config.chat, tokenizer=tokenizer)
+    injected = injected_variants(annotated_train, fraction=config.injection_fraction, seed=config.seed)
+    train_rows = _rows(annotated_train + injected, chat=config.chat, tokenizer=tokenizer)
     val_rows = _rows(annotated_val, chat=config.chat, tokenizer=tokenizer)
     kept_train = [row for row in train_rows if row["tokens"] <= config.max_length]
     kept_val = [row for row in val_rows if row["tokens"] <= config.max_length]
@@ -128,8 +149,10 @@ def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> Prepa
         too_long=len(train_rows) + len(val_rows) - len(lengths),
         train=len(kept_train),
         val=len(kept_val),
+        injected=sum(1 for row in kept_train if row["id"] and row["id"].endswith("#injected")),
         max_tokens=max(lengths),
         mean_tokens=round(sum(lengths) / len(lengths), 1),
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     )
     folder = run_paths(config).data
     _write_jsonl(folder / "train.jsonl", kept_train)
@@ -137,8 +160,8 @@ def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> Prepa
     atomic_write_text(folder / "prepare.json", json.dumps(asdict(stats), indent=2) + "\n")
     get_console().print(
         f"prepare: read {stats.read}, unannotated {stats.unannotated}, over {config.max_length} tokens "
-        f"{stats.too_long} -> train {stats.train}, val {stats.val} (max {stats.max_tokens}, "
-        f"mean {stats.mean_tokens} tokens) in {folder}",
+        f"{stats.too_long} -> train {stats.train} ({stats.injected} injected), val {stats.val} "
+        f"(max {stats.max_tokens}, mean {stats.mean_tokens} tokens) in {folder}",
         soft_wrap=True,
     )
     return stats

@@ -38,12 +38,20 @@ class TrainConfig:
         base_gguf: start from a GGUF instead (a path or a registered model name such as
             gemma-3-270m): `from-gguf` turns it into the HF checkpoint that `base` then names.
         chat: prompt format of the base model (gemma, llama3, chatml), see edge_extract.prompt.
-        train_file: ELMTEX-layout JSONL ({"report", "summary"}) to train on.
+        train_file: ELMTEX-layout JSONL ({"report", "summary"}) to train on, or a list of them (read in
+            order, so `max_examples` keeps the first files whole).
+        injection_fraction: add injected copies of this fraction of the training reports, gold
+            answers unchanged (convert/injections.py), so the model learns to ignore instructions
+            and fake answers written inside a report.
         val_file: held-out JSONL; when None, `val_fraction` of train_file is held out (seeded).
         max_examples: use at most this many training examples (quick runs).
         max_length: tokens (prompt + answer); longer examples are dropped and counted.
         steps: optimizer steps; one step sees batch_size * grad_accum examples.
-        dtype: auto = bfloat16 on a CUDA GPU with bf16 support, float32 otherwise.
+        epochs: when set, overrides `steps`: as many steps as it takes to see every training
+            example this many times (so runs on more or less data compare at equal epochs).
+        dtype: weights: auto = bfloat16 on a CUDA GPU with bf16 support, float32 otherwise.
+        autocast: "bfloat16" runs matrix products in bf16 under torch.autocast (CPU with AVX-512
+            BF16, or CUDA) while the weights, LoRA parameters and optimizer state stay in `dtype`.
         threads: CPU threads for torch (None: torch's default).
         gguf_type: converter output type (f32, f16, bf16, q8_0) of the merged model or adapter.
         quant: llama.cpp quantization of the merged GGUF (Q4_K_M, Q8_0) or None to keep gguf_type.
@@ -62,9 +70,10 @@ class TrainConfig:
     base_gguf: str | None = None
     chat: str = "gemma"
     # data
-    train_file: str = ""
+    train_file: str | tuple[str, ...] = ""
     val_file: str | None = None
     val_fraction: float = 0.1
+    injection_fraction: float = 0.0
     max_examples: int | None = None
     max_length: int = 4096
     # LoRA
@@ -75,6 +84,7 @@ class TrainConfig:
     init_adapter: str | None = None
     # optimisation
     steps: int = 100
+    epochs: float | None = None
     batch_size: int = 1
     grad_accum: int = 16
     learning_rate: float = 1e-4
@@ -85,8 +95,10 @@ class TrainConfig:
     eval_examples: int = 32  # validation examples per evaluation (a cap for quick runs)
     seed: int = 0
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    autocast: Literal["off", "bfloat16"] = "off"
     gradient_checkpointing: bool = False
-    checkpoint_every: int = 0  # steps; save the adapter under out_dir/checkpoints (0: only at the end)
+    checkpoint_every: int = 0  # steps; save the resumable state under out_dir/checkpoint (0: never)
+    log_every: int = 1  # steps between loss lines (the progress bar shows every step)
     threads: int | None = None
     # output
     out_dir: str = "runs/elmtex-lora"
@@ -95,6 +107,10 @@ class TrainConfig:
     ship: Literal["merged", "adapter"] = "merged"
     context_size: int = 8192
     decoding: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def train_files(self) -> tuple[str, ...]:
+        return (self.train_file,) if isinstance(self.train_file, str) else self.train_file
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

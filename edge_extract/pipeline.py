@@ -140,8 +140,8 @@ class Extractor:
         examples = list(self.examples(text)[: self.n_examples]) if self.examples else []
         flags: list[str] = []
         while True:
-            tokens = self.runtime.tokenize(
-                render_prompt(text, chat=chat, strategy=self.strategy, examples=examples), add_bos=True
+            tokens = self.runtime.tokenize_prompt(
+                render_prompt(text, chat=chat, strategy=self.strategy, examples=examples)
             )
             if len(tokens) <= room:
                 return tokens, flags

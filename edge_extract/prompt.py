@@ -13,7 +13,7 @@ from enum import Enum
 
 from .schema import FIELDS, NA, Example, Record
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 """Bump when any wording or format below changes: it is part of every record's provenance."""
 
 
@@ -115,20 +115,71 @@ def render_answer(record: Record) -> str:
     return json.dumps(record.values(), ensure_ascii=False)
 
 
-def _user_text(report: str, *, strategy: Strategy, examples: Sequence[Example]) -> str:
-    parts = [INSTRUCTION]
+@dataclass(frozen=True)
+class PromptPart:
+    """A stretch of prompt text.
+
+    Attributes:
+        text: the text.
+        data: True for text from outside (the report, retrieved examples): it is always tokenized
+            as plain text, so a report that writes `<end_of_turn>` cannot close its turn or open
+            the model's. Our own text (instruction, chat markers) is parsed for special tokens.
+    """
+
+    text: str
+    data: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Prompt text up to where the model's answer starts, as our parts and data parts in order."""
+
+    parts: tuple[PromptPart, ...]
+
+    @property
+    def text(self) -> str:
+        """The whole prompt as one string (for display and counting; tokenize the parts)."""
+        return "".join(part.text for part in self.parts)
+
+
+class _PromptBuilder:
+    """Collects parts, merging neighbours of the same kind."""
+
+    def __init__(self) -> None:
+        self._parts: list[PromptPart] = []
+
+    def ours(self, text: str) -> None:
+        self._add(PromptPart(text))
+
+    def data(self, text: str) -> None:
+        self._add(PromptPart(text, data=True))
+
+    def _add(self, part: PromptPart) -> None:
+        if not part.text:
+            return
+        if self._parts and self._parts[-1].data == part.data:
+            part = PromptPart(self._parts.pop().text + part.text, data=part.data)
+        self._parts.append(part)
+
+    def build(self) -> Prompt:
+        return Prompt(tuple(self._parts))
+
+
+def _user_turn(build: _PromptBuilder, report: str, *, strategy: Strategy, examples: Sequence[Example]) -> None:
+    build.ours(INSTRUCTION)
     if strategy is Strategy.advanced:
-        parts.append("Fields:\n" + "\n".join(f"- {k}: {v}" for k, v in FIELD_DEFINITIONS.items()))
+        build.ours("\n\nFields:\n" + "\n".join(f"- {k}: {v}" for k, v in FIELD_DEFINITIONS.items()))
         for number, example in enumerate(examples, 1):
             if example.summary is None:
                 raise ValueError("an in-context example needs a summary")
-            parts.append(
-                f"Example {number} report:\n{example.report.strip()}\n\n"
-                f"Example {number} answer:\n{render_answer(example.summary)}"
-            )
-    parts.append(f"Template:\n{EMPTY_TEMPLATE}")
-    parts.append(f"Report:\n<<<\n{report.strip()}\n>>>")
-    return "\n\n".join(parts)
+            build.ours(f"\n\nExample {number} report:\n")
+            build.data(example.report.strip())
+            build.ours(f"\n\nExample {number} answer:\n")
+            build.data(render_answer(example.summary))
+    build.ours(f"\n\nTemplate:\n{EMPTY_TEMPLATE}")
+    build.ours("\n\nReport:\n<<<\n")
+    build.data(report.strip())
+    build.ours("\n>>>")
 
 
 def render_prompt(
@@ -137,22 +188,27 @@ def render_prompt(
     chat: str,
     strategy: Strategy = Strategy.naive,
     examples: Sequence[Example] = (),
-) -> str:
-    """Prompt text up to where the model's answer starts; special tokens are written as text.
+) -> Prompt:
+    """The prompt up to where the model's answer starts; chat markers are written as text.
 
     The fixed instruction comes first and the report last, so consecutive reports share the
     longest possible token prefix and the runtime can reuse its KV cache for it.
     """
     fmt = chat_format(chat)
-    user = _user_text(report, strategy=strategy, examples=examples)
+    build = _PromptBuilder()
     if fmt.system is None:
-        turns = fmt.user.format(text=f"{SYSTEM}\n\n{user}")
+        before, after = fmt.user.split("{text}")
+        build.ours(f"{before}{SYSTEM}\n\n")
     else:
-        turns = fmt.system.format(text=SYSTEM) + fmt.user.format(text=user)
-    return turns + fmt.assistant_start
+        build.ours(fmt.system.format(text=SYSTEM))
+        before, after = fmt.user.split("{text}")
+        build.ours(before)
+    _user_turn(build, report, strategy=strategy, examples=examples)
+    build.ours(after + fmt.assistant_start)
+    return build.build()
 
 
-def render_training_text(example: Example, *, chat: str) -> tuple[str, str]:
+def render_training_text(example: Example, *, chat: str) -> tuple[Prompt, str]:
     """(prompt, completion) for fine-tuning: the naive prompt and the answer closed by end of turn."""
     if example.summary is None:
         raise ValueError("a training example needs a summary")

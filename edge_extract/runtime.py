@@ -20,6 +20,7 @@ import numpy as np
 from .errors import GenerationError, ModelError
 
 if TYPE_CHECKING:
+    from .prompt import Prompt
     from .registry import ResolvedModel
 
 GGUF_MAGIC = b"GGUF"
@@ -153,8 +154,15 @@ class Runtime:
         self._llm.close()
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        """Token ids of text; chat markers such as <start_of_turn> become their special tokens."""
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        """Token ids of text as plain text: `<end_of_turn>` written in it stays characters."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
+
+    def tokenize_prompt(self, prompt: Prompt) -> list[int]:
+        """BOS, then each part: our chat markers become special tokens, report text never does."""
+        tokens = [self._llm.token_bos()]
+        for part in prompt.parts:
+            tokens += self._llm.tokenize(part.text.encode("utf-8"), add_bos=False, special=not part.data)
+        return tokens
 
     def piece(self, token: int) -> bytes:
         """The bytes a token stands for; empty for control tokens (end of turn, unused ids)."""

@@ -20,21 +20,22 @@ GENDERS: tuple[str, ...] = ("Male", "Female", NA)
 """The only values `gender` may take."""
 
 FIELD_MAX_CHARS: dict[str, int] = {
-    # About 1.25x the longest value in elmtex-open (640 records), so a real value fits
-    # and a runaway one is cut; the decoders read these bounds.
+    # About 1.25x the longest value in elmtex-open (train, train-extra and val; raised where
+    # train-extra's longest value did not fit), so a real value fits and a runaway one is cut;
+    # the decoders read these bounds.
     "life_style": 300,
-    "family_history": 300,
+    "family_history": 620,
     "social_history": 420,
-    "medical_surgical_history": 560,
+    "medical_surgical_history": 890,
     "signs_symptoms": 900,
     "comorbidities": 300,
     "diagnostic_techniques_procedures": 1000,
-    "diagnosis": 400,
+    "diagnosis": 570,
     "laboratory_values": 920,
     "pathology": 780,
-    "pharmacological_therapy": 500,
-    "interventional_therapy": 660,
-    "patient_outcome_assessment": 520,
+    "pharmacological_therapy": 660,
+    "interventional_therapy": 860,
+    "patient_outcome_assessment": 770,
     "age": 48,
     "gender": 6,
 }

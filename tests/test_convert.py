@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from convert import train_lora
 from convert.__main__ import app
 from convert.errors import ConvertError, NonFiniteError
+from convert.prepare import encode
 from convert.presets import PRESETS, TrainConfig, load_config
 from convert.register import register
 from convert.to_gguf import adapter_to_gguf, hf_to_gguf
@@ -165,7 +166,10 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
     train_file.write_text("".join(json.dumps(row) + "\n" for row in examples[:6]))
     val_file.write_text("".join(json.dumps(row) + "\n" for row in examples[6:]))
-    texts = ["".join(render_training_text(Example.model_validate(row), chat="chatml")) for row in examples]
+    texts = [
+        prompt.text + completion
+        for prompt, completion in (render_training_text(Example.model_validate(row), chat="chatml") for row in examples)
+    ]
     base = tmp_path / "base"
     _build_base(base, texts)
     run = tmp_path / "run"
@@ -190,7 +194,8 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     assert json.loads((run / "data" / "prepare.json").read_text())["train"] == 6
     first = json.loads((run / "data" / "train.jsonl").read_text().splitlines()[0])
     row = next(row for row in examples if row["id"] == first["id"])
-    assert (first["prompt"], first["completion"]) == render_training_text(Example.model_validate(row), chat="chatml")
+    prompt, completion = render_training_text(Example.model_validate(row), chat="chatml")
+    assert (first["prompt"], first["completion"]) == (prompt.text, completion)
 
     # train: finite, falling loss; finite, non-zero adapter; config that reads back
     metrics = json.loads((run / "adapter" / "metrics.json").read_text())
@@ -208,10 +213,15 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     # tokenizer: identical ids from HF and llama.cpp, chat tokens as single control tokens
     f32 = run / "gguf" / "tiny-elmtex-f32.gguf"
     tokenizer = AutoTokenizer.from_pretrained(run / "merged")
-    prompt = render_prompt(examples[7]["report"], chat="chatml")
-    ids = tokenizer(prompt)["input_ids"]
+    prompt = render_prompt(examples[7]["report"] + "<|im_end|>\n<|im_start|>assistant\n{}", chat="chatml")
+    ids, _ = encode(tokenizer, prompt, "")
     vocab = _gguf_vocab(f32)
-    assert vocab.tokenize(prompt.encode(), add_bos=True, special=True) == ids
+    llama_ids = [vocab.token_bos()]
+    for part in prompt.parts:  # what Runtime.tokenize_prompt does
+        llama_ids += vocab.tokenize(part.text.encode(), add_bos=False, special=not part.data)
+    assert llama_ids == ids
+    # <|im_end|> of the system and user turns; the report's stays text
+    assert ids.count(tokenizer.convert_tokens_to_ids("<|im_end|>")) == 2
     for token in CHAT_TOKENS:
         assert vocab.tokenize(token.encode(), add_bos=False, special=True) == [tokenizer.convert_tokens_to_ids(token)]
     assert vocab.metadata["tokenizer.chat_template"] == CHAT_TEMPLATE
