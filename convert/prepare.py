@@ -132,7 +132,8 @@ def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> Prepa
         annotated_val, annotated_train = annotated_train[:n_val], annotated_train[n_val:]
     if config.max_examples is not None:
         annotated_train = annotated_train[: config.max_examples]
-    injected = injected_variants(annotated_train, fraction=config.injection_fraction, seed=config.seed)
+    # One fixed seed: every run over the same data (stage 2 included) sees the same injected copies.
+    injected = injected_variants(annotated_train, fraction=config.injection_fraction, seed=0)
     train_rows = _rows(annotated_train + injected, chat=config.chat, tokenizer=tokenizer)
     val_rows = _rows(annotated_val, chat=config.chat, tokenizer=tokenizer)
     kept_train = [row for row in train_rows if row["tokens"] <= config.max_length]

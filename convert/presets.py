@@ -49,6 +49,8 @@ class TrainConfig:
         steps: optimizer steps; one step sees batch_size * grad_accum examples.
         epochs: when set, overrides `steps`: as many steps as it takes to see every training
             example this many times (so runs on more or less data compare at equal epochs).
+        stop_at: end the run after this step and save its adapter, the learning-rate schedule
+            staying that of the whole run (a run cut short on purpose, reproducibly).
         dtype: weights: auto = bfloat16 on a CUDA GPU with bf16 support, float32 otherwise.
         autocast: "bfloat16" runs matrix products in bf16 under torch.autocast (CPU with AVX-512
             BF16, or CUDA) while the weights, LoRA parameters and optimizer state stay in `dtype`.
@@ -85,6 +87,7 @@ class TrainConfig:
     # optimisation
     steps: int = 100
     epochs: float | None = None
+    stop_at: int | None = None
     batch_size: int = 1
     grad_accum: int = 16
     learning_rate: float = 1e-4

@@ -321,8 +321,9 @@ def train(config: TrainConfig) -> TrainResult:
     model.train()
     started = time.perf_counter()
     with progress(console) as bar:
-        task = bar.add_task("train", total=steps, completed=done, current="")
-        for step in range(done + 1, steps + 1):
+        last = min(steps, config.stop_at or steps)
+        task = bar.add_task("train", total=last, completed=done, current="")
+        for step in range(done + 1, last + 1):
             step_loss = 0.0
             for micro in range(config.grad_accum):
                 first = ((step - 1) * config.grad_accum + micro) * config.batch_size
@@ -343,20 +344,20 @@ def train(config: TrainConfig) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             losses.append(step_loss)
             bar.update(task, advance=1, current=f"loss {step_loss:.3f}")
-            if step % config.log_every == 0 or step == steps:
+            if step % config.log_every == 0 or step == last:
                 bar.console.print(
                     f"step {step:>4}/{steps}  loss {step_loss:.4f}  grad norm {grad_norm:.3f}  "
                     f"lr {scheduler.get_last_lr()[0]:.2e}  {seconds_before + time.perf_counter() - started:.1f}s",
                     highlight=False,
                     soft_wrap=True,
                 )
-            if step == steps or (config.eval_every and step % config.eval_every == 0):
+            if step == last or (config.eval_every and step % config.eval_every == 0):
                 with _autocast(config, device):
                     val_loss = evaluate(model, val_set, pad_id=pad_id, device=device)
                 _check_finite(val_loss, "the validation loss", step, config)
                 val_losses.append((step, val_loss))
                 bar.console.print(f"step {step:>4}/{steps}  validation loss {val_loss:.4f}", soft_wrap=True)
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < steps:
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < last:
                 loop_state = {
                     "config": config.to_json(),
                     "step": step,

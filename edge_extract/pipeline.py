@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from . import __version__
 from .decoding import DecodeStats, DecodingSettings, SchemaDecoder
 from .errors import ConfigError, EdgeExtractError, GenerationError, OutputInvalidError
+from .injection import SUSPECTED_INJECTION, values_from_passages
 from .prompt import PROMPT_VERSION, Strategy, render_prompt
 from .reading import Report
 from .registry import Manifest
@@ -213,6 +214,8 @@ class Extractor:
                     flags.append("retried")
             flags += [f"capped:{name}" for name in stats.capped_fields]
             flags += [f"loop:{name}" for name in stats.looped_fields]
+            if values_from_passages(report.text, record):
+                flags.append(SUSPECTED_INJECTION)
             return Result(
                 id=report.id,
                 source=report.source,

@@ -12,6 +12,9 @@ import io
 import json
 import math
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -315,13 +318,14 @@ RECIPES = Path(__file__).parent.parent / "convert" / "recipes"
 
 
 def test_recipe_reproduces_the_shipped_default() -> None:
-    first = load_config(RECIPES / "gemma-3-270m-elmtex-epoch1.toml")
-    second = load_config(RECIPES / "gemma-3-270m-elmtex-epoch2.toml")
-    assert second.init_adapter == f"{first.out_dir}/adapter"  # stage 2 continues stage 1
-    assert (first.base_gguf, second.base_gguf) == ("gemma-3-270m", "gemma-3-270m")
+    recipe = load_config(RECIPES / "gemma-3-270m-elmtex.toml")
+    assert recipe.base_gguf == "gemma-3-270m"
+    assert [Path(path).name for path in recipe.train_files] == ["train.jsonl", "train-extra.jsonl"]
+    assert recipe.injection_fraction > 0
+    assert recipe.stop_at == 300  # where the shipped run was cut
     shipped, _ = Registry.default().get(DEFAULT_MODEL)
-    assert second.name == shipped.name
-    assert second.decoding == shipped.decoding  # the setting chosen on val is the one shipped
+    assert recipe.name == shipped.name
+    assert recipe.decoding == shipped.decoding  # the setting chosen on val is the one shipped
 
 
 def test_register_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:
@@ -329,3 +333,55 @@ def test_register_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown decoding setting"):
         register("typo", "gemma-3-270m", decoding={"absent_bais": 2.0}, registry=registry)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: list[dict]) -> None:
+    """SIGKILL after the first checkpoint, the same command again: the adapter of an uninterrupted run."""
+    for module in CONVERT_EXTRA:
+        pytest.importorskip(module, reason=f"the convert extra ({module}) is not installed")
+    import torch
+    from safetensors.torch import load_file
+
+    examples = _short_examples(train_rows, 6)
+    train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    train_file.write_text("".join(json.dumps(row) + "\n" for row in examples[:5]))
+    val_file.write_text("".join(json.dumps(row) + "\n" for row in examples[5:]))
+    texts = [
+        prompt.text + completion
+        for prompt, completion in (render_training_text(Example.model_validate(row), chat="chatml") for row in examples)
+    ]
+    base = tmp_path / "base"
+    _build_base(base, texts)
+    runs = {}
+    for name in ("whole", "killed"):
+        config = tmp_path / f"{name}.json"
+        settings = {"preset": "tiny-cpu", "base": str(base), "train_file": str(train_file), "val_file": str(val_file)}
+        # dropout and a warm-up: the resumed run must restore the RNG and the schedule too
+        settings |= {"out_dir": str(tmp_path / name), "steps": 40, "grad_accum": 2, "lora_dropout": 0.1}
+        config.write_text(json.dumps(settings | {"checkpoint_every": 3, "warmup_steps": 5}))
+        assert CliRunner().invoke(app, ["prepare", "--config", str(config)]).exit_code == 0
+        runs[name] = config
+
+    assert CliRunner().invoke(app, ["train", "--config", str(runs["whole"])]).exit_code == 0
+    command = [sys.executable, "-m", "convert", "train", "--config", str(runs["killed"])]
+    state = tmp_path / "killed" / "checkpoint" / "trainer_state.pt"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "killed" / "adapter" / "metrics.json").exists(), "the run ended before it was killed"
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+
+    whole = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors")
+    again = load_file(tmp_path / "killed" / "adapter" / "adapter_model.safetensors")
+    assert whole.keys() == again.keys()
+    for key in whole:
+        torch.testing.assert_close(again[key], whole[key], rtol=1e-5, atol=1e-6)
+    losses = json.loads((tmp_path / "whole" / "adapter" / "metrics.json").read_text())["losses"]
+    assert json.loads((tmp_path / "killed" / "adapter" / "metrics.json").read_text())["losses"] == pytest.approx(losses)
+    assert not (tmp_path / "killed" / "checkpoint").exists()  # a finished run leaves no checkpoint behind

@@ -28,8 +28,9 @@ train() {  # NAME ARGS...: one run, stopped at the deadline
 # The shipped recipe and the data-scaling points at equal epochs; the run without injected copies
 # (the injection ablation) starts when the smallest one is done.
 train main &
-train s1500 --set injection_fraction=0 --set max_examples=1500 &
-(train s585 --set injection_fraction=0 --set max_examples=585; train noinj --set injection_fraction=0) &
+scaling=(--set injection_fraction=0 --set stop_at=null)
+train s1500 "${scaling[@]}" --set max_examples=1500 &
+(train s585 "${scaling[@]}" --set max_examples=585; train noinj "${scaling[@]}") &
 wait
 "$python" - "$data" "$out" <<'PY'
 import json, sys, tarfile, pathlib
