@@ -14,11 +14,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ..api import load_model
-from ..batch import Inputs, Listener, Summary, collect, run_batch, stop_on_signals
+from ..batch import Inputs, Listener, Summary, check_out, collect, run_batch, stop_on_signals
 from ..errors import ConfigError
 from ..pipeline import Decoder, Extractor, Result
 from ..prompt import Strategy
@@ -97,10 +98,11 @@ def _loader(model: str | None, threads: int | None, strategy: Strategy, decoder:
 def _print_failures(inputs: Inputs) -> None:
     console = get_console()
     for line in inputs.failures:
-        console.print(f"[error]error:[/] {line.message}", soft_wrap=True)
+        console.print(f"[error]error:[/] {escape(line.message)}", soft_wrap=True)
     if inputs.unsupported:
         kinds = sorted({path.suffix.lower() or "(no suffix)" for path in inputs.unsupported})
-        console.print(f"[muted]skipped {len(inputs.unsupported)} file(s) of other types: {', '.join(kinds)}[/]")
+        shown = escape(", ".join(kinds))
+        console.print(f"[muted]skipped {len(inputs.unsupported)} file(s) of other types: {shown}[/]")
 
 
 def _stream(
@@ -137,7 +139,7 @@ def _stream(
 def _emit(result: Result, *, show_tables: bool, stdout: Console) -> None:
     console = get_console()
     if result.status == "failed" and result.error is not None:
-        console.print(f"[error]error:[/] {result.id}: {result.error.message}", soft_wrap=True)
+        console.print(f"[error]error:[/] {escape(result.id)}: {escape(result.error.message)}", soft_wrap=True)
     if show_tables:
         if result.summary is not None:
             stdout.print(record_table(result.model_dump(mode="json")))
@@ -167,7 +169,8 @@ class _BarListener(Listener):
 
     def report_finished(self, result: Result) -> None:
         if result.error is not None:
-            self.bar.console.print(f"[error]failed:[/] {result.id}: {result.error.message}", soft_wrap=True)
+            message = f"{escape(result.id)}: {escape(result.error.message)}"
+            self.bar.console.print(f"[error]failed:[/] {message}", soft_wrap=True)
         if self.task is not None:
             self.bar.advance(self.task)
 
@@ -177,8 +180,9 @@ def _batch(
 ) -> None:
     """A resumable batch into OUT, with progress, a summary table and a resume hint on Ctrl-C."""
     console = get_console()
+    check_out(out, force=force)  # before the inputs are read and the model loads
     with console.status("reading inputs"):
-        inputs = collect(paths, encoding=encoding, skip=[out])
+        inputs = collect(paths, encoding=encoding, out=out)
     _print_failures(inputs)
     total = len(inputs.reports) + len(inputs.failures)
     if total == 0:
