@@ -339,9 +339,7 @@ def test_names_print_as_written(tmp_path: Path, extractor: Extractor, val_rows, 
     assert sorted(e["id"] for e in errors) == sorted(bad)
 
 
-def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(
-    tmp_path: Path, extractor: Extractor, val_rows
-):
+def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path: Path, extractor: Extractor, val_rows):
     texts = [row["report"] for row in shortest(val_rows, 4)]
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
@@ -395,9 +393,7 @@ def test_output_folders_are_never_read_as_inputs(tmp_path: Path, extractor: Extr
     assert f"error: --out {folder} is an input folder; write the records to another folder" in same.output
 
 
-def test_a_folder_of_other_files_is_not_written_into_without_force(
-    tmp_path: Path, extractor: Extractor, monkeypatch
-):
+def test_a_folder_of_other_files_is_not_written_into_without_force(tmp_path: Path, extractor: Extractor, monkeypatch):
     folder, out = tmp_path / "in", tmp_path / "mine"
     folder.mkdir()
     out.mkdir()
