@@ -361,7 +361,7 @@ def run_batch(
                 results[report.id] = result
                 summary.done += 1
                 summary.failed += result.status == "failed"
-                summary.unwritten += result is not extracted
+                summary.unwritten += result is not extracted  # record() gives a failed copy when it cannot write
                 summary.extraction_seconds += result.provenance.seconds
                 listener.report_finished(result)
         except KeyboardInterrupt:
