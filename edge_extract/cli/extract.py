@@ -43,7 +43,9 @@ def extract(
     next_to_input: bool = typer.Option(
         False, "--next-to-input", help="Batch into <input>-extracted/ beside the input (for drag-and-drop launchers)."
     ),
-    force: bool = typer.Option(False, "--force", help="Re-run reports that an earlier batch already did."),
+    force: bool = typer.Option(
+        False, "--force", help="Re-run reports already done; write into an --out that holds other files."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print records as JSON lines (the default when piped)."),
     strategy: Strategy = typer.Option(Strategy.naive, "--strategy", help="How the model is asked."),
     decoder: Decoder = typer.Option(Decoder.schema, "--decoder", help="schema: fast schema-driven; grammar: stock."),
