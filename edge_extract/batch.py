@@ -5,7 +5,8 @@ What a batch leaves in OUT:
     <relative path>.json           one per report, written atomically (temp file + rename)
     results.jsonl, results.csv     one line / row per report, rewritten whole at the end of a run
     errors.jsonl                   one line per input without a record, and why
-    summary.json                   written last when a run completes: its presence says the tables are final
+    summary.json                   written last when a run completes: its presence says the tables are final,
+                                   its `complete` that every report's file was written
     .edge-extract/journal.jsonl    one line per finished report (id, input sha256, fingerprint), append + fsync
     .edge-extract/lock             held while a run writes into OUT
 
@@ -19,7 +20,7 @@ report exactly once whatever happened before.
 from __future__ import annotations
 
 import json
-import re
+import os
 import signal
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -32,8 +33,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ConfigError, InputError
-from .files import atomic_write_text
+from .errors import ConfigError, InputError, OutputError
+from .files import STATE_DIR, TEMP_FILE, atomic_write_text
 from .output import (
     ErrorLine,
     append_jsonl,
@@ -44,17 +45,13 @@ from .output import (
     write_jsonl,
     write_result,
 )
-from .pipeline import Extractor, Result
+from .pipeline import ErrorInfo, Extractor, Result
 from .reading import Report, list_folder, printable, read_path, read_stdin
 
-STATE_DIR = ".edge-extract"
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
 ERRORS_JSONL = "errors.jsonl"
 SUMMARY_JSON = "summary.json"
-
-# The temp files of files.atomic_write_text: `.<name>.<8 random characters>.tmp`.
-_TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 class JournalEntry(BaseModel):
@@ -85,12 +82,17 @@ def input_error(report_id: str, source: Path | str, error: InputError) -> ErrorL
     return ErrorLine(id=report_id, source=printable(str(source)), kind=error.reason, message=str(error))
 
 
-def collect(paths: Sequence[str], *, encoding: str | None = None, skip: Collection[Path] = ()) -> Inputs:
+def collect(paths: Sequence[str], *, encoding: str | None = None, out: Path | None = None) -> Inputs:
     """Read every input: files, folders (recursively) and `-` for stdin.
 
     Ids are paths relative to the folder when there is one folder; with several inputs each
     keeps its own name as the first part, so outputs of different inputs cannot collide.
+    OUT, and any earlier output folder, is skipped when walking; OUT being an input folder is refused.
     """
+    skip: Collection[Path] = [out] if out is not None else []
+    for raw in paths:
+        if out is not None and raw != "-" and Path(raw).is_dir() and os.path.realpath(raw) == os.path.realpath(out):
+            raise ConfigError(f"--out {printable(str(out))} is an input folder; write the records to another folder")
     inputs = Inputs()
     one_folder = len(paths) == 1 and Path(paths[0]).is_dir()
     sources: list[tuple[Path | None, str]] = []
@@ -154,6 +156,7 @@ class Summary:
         done: reports extracted by this run (ok or failed).
         skipped: reports already done by an earlier run.
         failed: inputs without a record: unreadable inputs plus failed extractions of this run.
+        unwritten: reports of this run whose file could not be written (also counted in failed).
         interrupted: the run stopped before the last report (Ctrl-C, SIGTERM).
         extraction_seconds: model time of the reports extracted by this run.
         elapsed_seconds: wall time of the run.
@@ -162,6 +165,7 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    unwritten: int = 0
     interrupted: bool = False
     extraction_seconds: float = 0.0
     elapsed_seconds: float = 0.0
@@ -171,12 +175,26 @@ class Summary:
         return self.extraction_seconds / self.done if self.done else 0.0
 
 
+def check_out(out: Path, *, force: bool = False) -> None:
+    """Refuse an OUT that holds files edge-extract did not write (they would be overwritten), unless `force`."""
+    if force or not out.exists() or (out / STATE_DIR).is_dir():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {printable(str(out))} is a file, not a folder")
+    if any(out.iterdir()):
+        raise ConfigError(
+            f"--out {printable(str(out))} holds files edge-extract did not write; "
+            "pick a new or empty folder, or pass --force to write into it anyway"
+        )
+
+
 class OutputFolder:
     """OUT as a resumable store: per-report files, the journal, the tables."""
 
-    def __init__(self, root: Path, *, fingerprint: str) -> None:
+    def __init__(self, root: Path, *, fingerprint: str, force: bool = False) -> None:
         self.root = root
         self.fingerprint = fingerprint
+        self.force = force
         self.state = root / STATE_DIR
         self.journal_path = self.state / "journal.jsonl"
         self.journal: dict[str, JournalEntry] = {}
@@ -186,6 +204,7 @@ class OutputFolder:
         """Hold OUT for this process: a second batch or inbox on the same OUT is refused, not interleaved."""
         from filelock import FileLock, Timeout
 
+        check_out(self.root, force=self.force)
         try:
             self.state.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -211,8 +230,8 @@ class OutputFolder:
             except ValidationError:
                 continue
             self.journal[entry.id] = entry
-        for path in self.root.rglob(".*.tmp"):
-            if _TEMP_FILE.match(path.name) and path.is_file():
+        for path in self.root.rglob(".edge-extract-*.tmp"):
+            if TEMP_FILE.match(path.name) and path.is_file():
                 path.unlink(missing_ok=True)
 
     def done(self, report: Report) -> Result | None:
@@ -234,28 +253,43 @@ class OutputFolder:
                 results[report_id] = result
         return results
 
-    def record(self, result: Result) -> None:
-        """The per-report file first, then the journal line: the journal never points at nothing."""
-        write_result(self.root, result)
+    def record(self, result: Result) -> Result:
+        """The per-report file first, then the journal line: the journal never points at nothing.
+
+        Returns what was recorded: `result`, or, when it cannot be written (a name too long for the
+        file system, a full disk), the report failed with kind `write` and no journal line, so the
+        next run tries it again.
+        """
         entry = JournalEntry(
             id=result.id,
             input_sha256=result.provenance.input_sha256,
             fingerprint=self.fingerprint,
             status=result.status,
         )
-        append_jsonl(self.journal_path, entry.model_dump())
+        try:
+            write_result(self.root, result)
+            append_jsonl(self.journal_path, entry.model_dump())
+        except OSError as error:
+            message = f"{result.id}: cannot write its record: {error.strerror}"
+            unwritten = ErrorInfo(kind=OutputError.kind, message=message)
+            return result.model_copy(update={"status": "failed", "summary": None, "error": unwritten})
         self.journal[result.id] = entry
+        return result
 
     def write_tables(self, results: Sequence[Result], failures: Sequence[ErrorLine]) -> None:
         """results.jsonl, results.csv and errors.jsonl, each whole and atomic."""
-        write_jsonl(self.root / RESULTS_JSONL, results)
-        write_csv(self.root / RESULTS_CSV, results)
         failed = [
             ErrorLine(id=result.id, source=result.source, kind=result.error.kind, message=result.error.message)
             for result in results
             if result.error is not None
         ]
-        write_jsonl(self.root / ERRORS_JSONL, [*failures, *failed])
+        try:
+            write_jsonl(self.root / RESULTS_JSONL, results)
+            write_csv(self.root / RESULTS_CSV, results)
+            write_jsonl(self.root / ERRORS_JSONL, [*failures, *failed])
+        except OSError as error:
+            where = printable(str(self.root))
+            raise OutputError(f"cannot write the results tables in {where}: {error.strerror}") from None
 
     def compact(self) -> None:
         """Rewrite the journal with one line per id (reruns and --force append more)."""
@@ -267,17 +301,21 @@ class OutputFolder:
     def write_summary(self, summary: Summary, *, total: int) -> None:
         """The completion marker, written last."""
         body = {
-            "complete": True,
+            "complete": summary.unwritten == 0,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "reports": total,
             "extracted": summary.done,
             "skipped": summary.skipped,
             "failed": summary.failed,
+            "unwritten": summary.unwritten,
             "seconds_per_report": round(summary.seconds_per_report, 3),
             "elapsed_seconds": round(summary.elapsed_seconds, 3),
             "fingerprint": self.fingerprint,
         }
-        atomic_write_text(self.root / SUMMARY_JSON, json.dumps(body, indent=2) + "\n")
+        try:
+            atomic_write_text(self.root / SUMMARY_JSON, json.dumps(body, indent=2) + "\n")
+        except OSError as error:
+            raise OutputError(f"cannot write {SUMMARY_JSON} in {printable(str(self.root))}: {error.strerror}") from None
 
 
 def run_batch(
@@ -293,12 +331,14 @@ def run_batch(
     """Extract every report of `inputs` into OUT, skipping those already done (unless `force`).
 
     Stops between reports when `should_stop()` says so; a KeyboardInterrupt inside a report
-    still leaves valid tables for what was done. Raises ConfigError when OUT is in use or unwritable.
+    still leaves valid tables for what was done. A report whose file cannot be written is failed,
+    and the run goes on. Raises ConfigError when OUT is in use, unwritable or holds files
+    edge-extract did not write (allowed with `force`), OutputError when the tables cannot be written.
     """
     listener = listener or Listener()
     started = clock()
     summary = Summary(failed=len(inputs.failures))
-    with OutputFolder(out, fingerprint=extractor.fingerprint).locked() as folder:
+    with OutputFolder(out, fingerprint=extractor.fingerprint, force=force).locked() as folder:
         folder.clear_summary()
         results: dict[str, Result] = {}
         to_do = []
@@ -316,11 +356,12 @@ def run_batch(
                     summary.interrupted = True
                     break
                 listener.report_started(report)
-                result = extractor.extract(report)
-                folder.record(result)
+                extracted = extractor.extract(report)
+                result = folder.record(extracted)
                 results[report.id] = result
                 summary.done += 1
                 summary.failed += result.status == "failed"
+                summary.unwritten += result is not extracted  # record() gives a failed copy when it cannot write
                 summary.extraction_seconds += result.provenance.seconds
                 listener.report_finished(result)
         except KeyboardInterrupt:

@@ -92,7 +92,7 @@ def check_version() -> Check:
 def check_model(registry: Registry, name: str | None) -> Check:
     """The model resolves and its file (and adapter) hash to the manifest's sha256."""
     try:
-        resolved = registry.resolve(name, force=True)
+        resolved = registry.resolve(name)
     except EdgeExtractError as error:
         return Check(
             "model",

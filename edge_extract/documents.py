@@ -1,50 +1,51 @@
 """Document formats -> plain text: HTML, RTF, DOCX and PDF, each parsed by a maintained library.
 
-Every problem is an InputError with a reason (password_protected, corrupted, no_text_layer), so a
-batch records it and goes on. The parsers are imported on first use: plain-text runs never pay for them.
+Every problem is an InputError with a reason (password_protected, corrupted, no_text_layer,
+missing_extra), so a batch records it and goes on. The parsers are imported on first use:
+plain-text runs never pay for them.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import re
-from html.parser import HTMLParser
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 """Compound-file header: an encrypted Office file (or a legacy .doc renamed to .docx)."""
 
 _SPACES = re.compile(r"[ \t\f\v]+")
 _BLOCK_TAGS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "section", "article", "pre"}
+_HIDDEN_TAGS = {"head", "script", "style", "template", "noscript"}
+"""Never shown as text by a browser (noscript: browsers run scripts, so they skip it)."""
+_HIDDEN_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.IGNORECASE)
+
+EXTRA_HINT = "pip install 'edge-extract[formats]'"
 
 
-class _TextCollector(HTMLParser):
-    """Visible text of an HTML page; block elements become line breaks, scripts and styles vanish."""
+def require(module: str, *, name: str, what: str) -> ModuleType:
+    """Import an optional reader; on a base install, the file's error names the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"{name}: {what} needs the formats extra: {EXTRA_HINT}", reason="missing_extra") from None
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "head"):
-            self._hidden += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-        elif tag in ("td", "th"):
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head"):
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
+def _hidden(element: HtmlElement) -> bool:
+    """An element a browser does not show, so its text must not reach the model either."""
+    return (
+        element.tag in _HIDDEN_TAGS
+        or element.get("hidden") is not None
+        or bool(_HIDDEN_STYLE.search(element.get("style") or ""))
+    )
 
 
 def _tidy(text: str) -> str:
@@ -58,21 +59,46 @@ def _tidy(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def html_text(markup: str) -> str:
-    """The readable text of an HTML document (stdlib html.parser: tolerant of broken markup)."""
-    collector = _TextCollector()
-    collector.feed(markup)
-    collector.close()
-    return _tidy("".join(collector.parts))
+def html_text(markup: str, *, name: str) -> str:
+    """The text a browser shows for an HTML document (lxml's HTML parser: tolerant of broken and
+    partial markup); block elements become line breaks, hidden content is dropped."""
+    from lxml import etree, html
+
+    # Bytes, so an XHTML encoding declaration is not refused; huge_tree, so deep nesting is not cut short.
+    parser = html.HTMLParser(encoding="utf-8", huge_tree=True)
+    try:
+        root = html.document_fromstring(markup.encode("utf-8"), parser=parser)
+    except etree.ParserError:  # "Document is empty": nothing but comments or whitespace
+        return ""
+    fatal = [error.message for error in parser.error_log if error.level_name == "FATAL"]
+    if fatal:  # the parser stopped early (nesting past 2048 levels): the rest of the text would be lost
+        raise InputError(f"{name}: cannot read this HTML: {fatal[0]}", reason="corrupted")
+    parts: list[str] = []
+    # Depth-first with an explicit stack (no recursion limit): an item is an element or text to emit.
+    stack: list[HtmlElement | str] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        tail = item.tail or ""
+        if not isinstance(item.tag, str) or _hidden(item):  # a comment, or hidden: only the text after it
+            stack.append(tail)
+            continue
+        block = "\n" if item.tag in _BLOCK_TAGS else ""
+        cell = " " if item.tag in ("td", "th") else ""
+        stack.append(block + tail)
+        stack.extend(reversed(list(item)))
+        stack.append(block + cell + (item.text or ""))
+    return _tidy("".join(parts))
 
 
 def rtf_text(source: str, *, name: str) -> str:
     """The text of an RTF document (striprtf)."""
     if not source.lstrip().startswith("{\\rtf"):
         raise InputError(f"{name}: not an RTF document (no {{\\rtf header)", reason="corrupted")
-    from striprtf.striprtf import rtf_to_text
-
-    return _tidy(rtf_to_text(source, errors="replace"))
+    striprtf = require("striprtf.striprtf", name=name, what="reading RTF")
+    return _tidy(striprtf.rtf_to_text(source, errors="replace"))
 
 
 def docx_text(data: bytes, *, name: str) -> str:
@@ -82,11 +108,11 @@ def docx_text(data: bytes, *, name: str) -> str:
             f"{name}: password-protected (encrypted) Word file or an old .doc; save it unprotected as .docx",
             reason="password_protected",
         )
-    from docx import Document
+    docx = require("docx", name=name, what="reading Word files")
     from docx.table import Table
 
     try:
-        document = Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(data))
         blocks = []
         for block in document.iter_inner_content():
             if isinstance(block, Table):
@@ -100,13 +126,13 @@ def docx_text(data: bytes, *, name: str) -> str:
 
 def pdf_text(data: bytes, *, name: str) -> str:
     """The text layer of a PDF (pypdf). A PDF without one is refused, never guessed: no OCR here."""
-    from pypdf import PdfReader
+    pypdf = require("pypdf", name=name, what="reading PDF")
     from pypdf.errors import DependencyError
 
     # pypdf logs every repaired cross-reference at WARNING; the outcome is reported here instead.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        reader = PdfReader(io.BytesIO(data))
+        reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise InputError(f"{name}: password-protected PDF", reason="password_protected")
         pages = [page.extract_text() or "" for page in reader.pages]

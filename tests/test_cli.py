@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from edge_extract.cli import app
 from edge_extract.pipeline import Result
-from edge_extract.registry import Registry
+from edge_extract.registry import Registry, sha256_file
 
 from .fake_hub import fake_hub
 
@@ -98,6 +98,28 @@ def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tm
     result = runner.invoke(app, ["extract", str(SAMPLE)])
     assert result.exit_code == 4
     assert "corrupted" in result.output and "Traceback" not in result.output
+
+
+def test_bit_rot_after_a_good_check_is_refused_at_load(default_gguf: Path, tmp_path: Path, monkeypatch):
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    model = cache / "models" / default_gguf.name
+    shutil.copyfile(default_gguf, model)
+    monkeypatch.setenv("EDGE_EXTRACT_CACHE", str(cache))
+    good = invoke(str(SAMPLE), "--json")  # a load that checked the file (and once left a stamp beside it)
+    assert good.exit_code == 0, good.output
+    assert Result.model_validate_json(good.stdout).provenance.model_sha256 == sha256_file(model)
+    before = model.stat()
+    with model.open("r+b") as handle:  # bit rot: bytes flip in place, the size and mtime stay
+        handle.seek(before.st_size - 4096)
+        handle.write(bytes(64))
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    try:
+        result = invoke(str(SAMPLE), "--json")
+        assert result.exit_code == 4, result.output
+        assert "is corrupted or not the expected file" in result.output and result.stdout == ""
+    finally:
+        model.unlink()  # 253 MB: not left for pytest to keep
 
 
 def test_verify_accepts_the_real_default(default_gguf: Path):

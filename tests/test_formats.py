@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,67 @@ def test_names_that_are_not_utf8_still_give_writable_ids(tmp_path: Path):
     assert report.id == "Gr\ufffd\ufffde.txt"
     report.id.encode("utf-8")  # would raise on a lone surrogate
     report.source.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        ("<html><head><title>Befund</title><p>Fever and cough.</p>", "Fever and cough."),  # </head> is optional
+        ("<p>Fever and cough.</p>", "Fever and cough."),
+        ("<?xml version='1.0' encoding='utf-8'?><html><body><p>Fever and cough.</p></body></html>", "Fever and cough."),
+        ("<p>Fever <!-- a note -->and cough.</p>", "Fever and cough."),
+    ],
+    ids=["no-head-end-tag", "fragment", "xhtml-declaration", "comment"],
+)
+def test_html_without_optional_tags_gives_its_text(tmp_path: Path, markup: str, expected: str):
+    path = tmp_path / "r.html"
+    path.write_text(markup, encoding="utf-8")
+    [report] = read_path(path)
+    assert report.text == expected
+
+
+def test_hidden_html_never_reaches_the_report(tmp_path: Path):
+    hidden = [
+        '<div style="display:none">HIDDEN-1</div>',
+        '<p style="color: red; DISPLAY : none">HIDDEN-2</p>',
+        '<span style="visibility:hidden">HIDDEN-3</span>',
+        "<p hidden>HIDDEN-4</p>",
+        "<template><p>HIDDEN-5</p></template>",
+        "<noscript>HIDDEN-6</noscript>",
+        "<script>HIDDEN-7</script><style>HIDDEN-8 {}</style>",
+    ]
+    path = tmp_path / "r.html"
+    path.write_text(f"<html><body><p>Fever and cough.</p>{''.join(hidden)}<p>CRP 80 mg/L.</p></body></html>")
+    [report] = read_path(path)
+    assert report.text == "Fever and cough.\n\nCRP 80 mg/L."
+
+
+def test_a_report_inside_a_dataset_obeys_the_report_limit(tmp_path: Path):
+    path = tmp_path / "set.jsonl"
+    small = json.dumps({"id": "ok", "report": TEXT})
+    large = json.dumps({"id": "huge", "report": "Fever. " * (6 * 2**20 // 7)})  # 6 MiB in one record
+    path.write_text(f"{small}\n{large}\n", encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        read_path(path)
+    assert refused.value.reason == "too_large"
+    assert "set.jsonl: record 2: 6.3 MB is too large" in str(refused.value)
+    assert f"limit {MAX_BYTES // 2**20} MiB" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "content"),
+    [
+        ("r.docx", "docx", lambda: docx_with([TEXT])),
+        ("r.pdf", "pypdf", lambda: pdf_with_text(TEXT)),
+        ("r.rtf", "striprtf.striprtf", lambda: RTF.encode("ascii")),
+    ],
+    ids=["docx", "pdf", "rtf"],
+)
+def test_a_base_install_names_the_extra_a_format_needs(tmp_path: Path, monkeypatch, name: str, module: str, content):
+    path = tmp_path / name
+    path.write_bytes(content())
+    monkeypatch.setitem(sys.modules, module, None)  # what `import` finds on an install without [formats]
+    with pytest.raises(InputError) as refused:
+        read_path(path)
+    assert refused.value.reason == "missing_extra"
+    assert "pip install 'edge-extract[formats]'" in str(refused.value)

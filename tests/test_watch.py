@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from edge_extract.batch import Listener
+from edge_extract.cli.watch import _LineListener
+from edge_extract.errors import ConfigError
 from edge_extract.inbox import Inbox, InboxStats
 from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
-from edge_extract.reading import text_sha256
+from edge_extract.reading import Report, text_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,10 +37,12 @@ def wait_for(condition: Callable[[], bool], *, timeout: float = 90.0) -> None:
 class Running:
     """An Inbox in a background thread (as the CLI runs it in the foreground), stopped on exit."""
 
-    def __init__(self, inbox: Path, out: Path, extractor: Extractor) -> None:
+    def __init__(self, inbox: Path, out: Path, extractor: Extractor, listener: Listener | None = None) -> None:
         self.stop = threading.Event()
         self.stats: InboxStats | None = None
-        self.watcher = Inbox(inbox, out, extractor=extractor, move_done=True, settle_seconds=1.0, poll_seconds=0.1)
+        self.watcher = Inbox(
+            inbox, out, extractor=extractor, move_done=True, settle_seconds=1.0, poll_seconds=0.1, listener=listener
+        )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -124,3 +129,49 @@ def test_watch_command_runs_until_ctrl_c(tmp_path: Path, val_rows):
     [result] = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert result.id == "dropped.txt" and result.status == "ok"
     assert (inbox / "dropped.txt").exists()  # no --move-done: inputs stay
+
+
+class _Vanishing(_LineListener):
+    """The watch command's own lines (where a name could be read as markup), and a file that is
+    deleted while it is extracted, as a sync client or a colleague might."""
+
+    def report_started(self, report: Report) -> None:
+        super().report_started(report)
+        if report.id == "vanishing.txt":
+            Path(report.source).unlink()
+
+
+def errors_by_id(out: Path) -> dict[str, str]:
+    return {line["id"]: line["kind"] for line in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+
+
+def test_inbox_survives_link_loops_vanishing_files_and_markup_in_names(tmp_path: Path, extractor: Extractor, val_rows):
+    texts = [row["report"] for row in sorted(val_rows, key=lambda row: len(row["report"]))[:3]]
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    (inbox / "self.txt").symlink_to(inbox / "self.txt")  # a link to itself, there from the start
+    (inbox / "sub[").mkdir()
+
+    with Running(inbox, out, extractor, listener=_Vanishing()) as running:
+        (inbox / "up").symlink_to(inbox, target_is_directory=True)  # dropped in: a folder link back to the inbox
+        (inbox / "vanishing.txt").write_text(texts[0], encoding="utf-8")
+        (inbox / "sub[" / "]y [draft].txt").write_text(texts[1], encoding="utf-8")  # shown as `sub[/]y [draft].txt`
+        wait_for(lambda: (inbox / "done" / "sub[" / "]y [draft].txt").exists())
+        (inbox / "after.txt").write_text(texts[2], encoding="utf-8")
+        wait_for(lambda: (inbox / "done" / "after.txt").exists())
+    assert running.stats is not None and running.stats.extracted == 3  # it kept watching to the end
+    assert errors_by_id(out) == {"self.txt": "symlink_loop", "up": "symlink_loop", "vanishing.txt": "not_moved"}
+    results = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r.id for r in results] == ["after.txt", "sub[/]y [draft].txt", "vanishing.txt"]
+
+    # A restart meets the same loops first thing, and still watches.
+    with Running(inbox, out, extractor, listener=_Vanishing()) as again:
+        (inbox / "late.txt").write_text(texts[0], encoding="utf-8")
+        wait_for(lambda: (inbox / "done" / "late.txt").exists())
+    assert again.stats is not None and (again.stats.extracted, again.stats.moved) == (1, 1)
+    assert errors_by_id(out) == {"self.txt": "symlink_loop", "up": "symlink_loop"}
+
+
+def test_the_inbox_cannot_be_its_own_output_folder(tmp_path: Path, extractor: Extractor):
+    with pytest.raises(ConfigError, match="is the inbox itself"):
+        Inbox(tmp_path, tmp_path, extractor=extractor)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import EdgeExtractError
@@ -38,8 +39,9 @@ def _root(
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise."""
-    get_console().print(f"[error]error:[/] {message}", soft_wrap=True)
+    """Print a one-line error and return the Exit to raise; the message is text, never markup
+    (it names files, and a name such as `report [draft].txt` must print as written)."""
+    get_console().print(f"[error]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

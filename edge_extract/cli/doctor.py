@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..doctor import Check, Status, run_checks
@@ -23,7 +24,7 @@ def doctor_table(checks: list[Check]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("details", overflow="fold")
     for check in checks:
-        detail = check.detail + (f"\n[muted]fix:[/] {check.fix}" if check.fix else "")
+        detail = escape(check.detail) + (f"\n[muted]fix:[/] {escape(check.fix)}" if check.fix else "")
         table.add_row(check.name, STATUS_STYLE[check.status], detail)
     return table
 

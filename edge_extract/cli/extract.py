@@ -14,11 +14,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ..api import load_model
-from ..batch import Inputs, Listener, Summary, collect, run_batch, stop_on_signals
+from ..batch import Inputs, Listener, Summary, check_out, collect, run_batch, stop_on_signals
 from ..errors import ConfigError
 from ..pipeline import Decoder, Extractor, Result
 from ..prompt import Strategy
@@ -42,7 +43,9 @@ def extract(
     next_to_input: bool = typer.Option(
         False, "--next-to-input", help="Batch into <input>-extracted/ beside the input (for drag-and-drop launchers)."
     ),
-    force: bool = typer.Option(False, "--force", help="Re-run reports that an earlier batch already did."),
+    force: bool = typer.Option(
+        False, "--force", help="Re-run reports already done; write into an --out that holds other files."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print records as JSON lines (the default when piped)."),
     strategy: Strategy = typer.Option(Strategy.naive, "--strategy", help="How the model is asked."),
     decoder: Decoder = typer.Option(Decoder.schema, "--decoder", help="schema: fast schema-driven; grammar: stock."),
@@ -97,10 +100,11 @@ def _loader(model: str | None, threads: int | None, strategy: Strategy, decoder:
 def _print_failures(inputs: Inputs) -> None:
     console = get_console()
     for line in inputs.failures:
-        console.print(f"[error]error:[/] {line.message}", soft_wrap=True)
+        console.print(f"[error]error:[/] {escape(line.message)}", soft_wrap=True)
     if inputs.unsupported:
         kinds = sorted({path.suffix.lower() or "(no suffix)" for path in inputs.unsupported})
-        console.print(f"[muted]skipped {len(inputs.unsupported)} file(s) of other types: {', '.join(kinds)}[/]")
+        shown = escape(", ".join(kinds))
+        console.print(f"[muted]skipped {len(inputs.unsupported)} file(s) of other types: {shown}[/]")
 
 
 def _stream(
@@ -137,7 +141,7 @@ def _stream(
 def _emit(result: Result, *, show_tables: bool, stdout: Console) -> None:
     console = get_console()
     if result.status == "failed" and result.error is not None:
-        console.print(f"[error]error:[/] {result.id}: {result.error.message}", soft_wrap=True)
+        console.print(f"[error]error:[/] {escape(result.id)}: {escape(result.error.message)}", soft_wrap=True)
     if show_tables:
         if result.summary is not None:
             stdout.print(record_table(result.model_dump(mode="json")))
@@ -167,7 +171,8 @@ class _BarListener(Listener):
 
     def report_finished(self, result: Result) -> None:
         if result.error is not None:
-            self.bar.console.print(f"[error]failed:[/] {result.id}: {result.error.message}", soft_wrap=True)
+            message = f"{escape(result.id)}: {escape(result.error.message)}"
+            self.bar.console.print(f"[error]failed:[/] {message}", soft_wrap=True)
         if self.task is not None:
             self.bar.advance(self.task)
 
@@ -177,8 +182,9 @@ def _batch(
 ) -> None:
     """A resumable batch into OUT, with progress, a summary table and a resume hint on Ctrl-C."""
     console = get_console()
+    check_out(out, force=force)  # before the inputs are read and the model loads
     with console.status("reading inputs"):
-        inputs = collect(paths, encoding=encoding, skip=[out])
+        inputs = collect(paths, encoding=encoding, out=out)
     _print_failures(inputs)
     total = len(inputs.reports) + len(inputs.failures)
     if total == 0:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ModelError
@@ -65,11 +66,12 @@ def verify(name: str | None = typer.Argument(None, help="Model to check (default
     bad = 0
     for each in names:
         try:
-            resolved = registry.resolve(each, force=True)
-            console.print(f"[ok]ok[/]      {each}  sha256 {resolved.manifest.sha256[:16]}...  {resolved.path}")
+            resolved = registry.resolve(each)
+            shown = escape(str(resolved.path))
+            console.print(f"[ok]ok[/]      {each}  sha256 {resolved.manifest.sha256[:16]}...  {shown}")
         except ModelError as error:
             bad += 1
-            console.print(f"[failed]failed[/]  {each}: {error}", soft_wrap=True)
+            console.print(f"[failed]failed[/]  {each}: {escape(str(error))}", soft_wrap=True)
     if bad:
         raise typer.Exit(4)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..api import load_model
 from ..batch import Listener, stop_on_signals
 from ..errors import ConfigError
-from ..inbox import Inbox
+from ..inbox import Inbox, check_folders
 from ..output import ErrorLine
 from ..pipeline import Result
 from ..reading import Report
@@ -21,16 +22,17 @@ class _LineListener(Listener):
     """One line per report: its name, outcome and time; never its content."""
 
     def report_started(self, report: Report) -> None:
-        get_console().print(f"[muted]extracting {report.id}[/]")
+        get_console().print(f"[muted]extracting {escape(report.id)}[/]")
 
     def report_finished(self, result: Result) -> None:
         if result.error is not None:
-            get_console().print(f"[error]failed:[/] {result.id}: {result.error.message}", soft_wrap=True)
+            message = f"{escape(result.id)}: {escape(result.error.message)}"
+            get_console().print(f"[error]failed:[/] {message}", soft_wrap=True)
         else:
-            get_console().print(f"[ok]done[/] {result.id} ({result.provenance.seconds:.1f} s)")
+            get_console().print(f"[ok]done[/] {escape(result.id)} ({result.provenance.seconds:.1f} s)")
 
     def input_failed(self, line: ErrorLine) -> None:
-        get_console().print(f"[error]error:[/] {line.message}", soft_wrap=True)
+        get_console().print(f"[error]error:[/] {escape(line.message)}", soft_wrap=True)
 
 
 @app.command()
@@ -49,11 +51,12 @@ def watch(
     """Extract reports as they are dropped into INBOX, until Ctrl-C. Restarting resumes."""
     if not inbox.is_dir():
         raise ConfigError(f"{inbox}: not a folder")
+    check_folders(inbox, out)  # before the model loads
     console = get_console()
     extractor = load_model(model, threads=threads)
     with stop_on_signals() as stop:
         stop.on_request = lambda: console.print("[flag]stopping after the current report[/]")
-        console.print(f"watching {inbox} -> {out}; press Ctrl-C to stop")
+        console.print(f"watching {escape(str(inbox))} -> {escape(str(out))}; press Ctrl-C to stop")
         watcher = Inbox(
             inbox,
             out,
