@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -160,6 +161,8 @@ class Summary:
         interrupted: the run stopped before the last report (Ctrl-C, SIGTERM).
         extraction_seconds: model time of the reports extracted by this run.
         elapsed_seconds: wall time of the run.
+        flagged: records in OUT per flag kind (`loop`, `capped`, `suspected_injection`, ...), this
+            run's and earlier ones': what a person should look at.
     """
 
     done: int = 0
@@ -169,6 +172,7 @@ class Summary:
     interrupted: bool = False
     extraction_seconds: float = 0.0
     elapsed_seconds: float = 0.0
+    flagged: dict[str, int] = field(default_factory=dict)
 
     @property
     def seconds_per_report(self) -> float:
@@ -310,6 +314,7 @@ class OutputFolder:
             "unwritten": summary.unwritten,
             "seconds_per_report": round(summary.seconds_per_report, 3),
             "elapsed_seconds": round(summary.elapsed_seconds, 3),
+            "flagged": summary.flagged,
             "fingerprint": self.fingerprint,
         }
         try:
@@ -370,6 +375,8 @@ def run_batch(
         finally:
             ordered = [results[report.id] for report in inputs.reports if report.id in results]
             folder.write_tables(ordered, inputs.failures)
+            kinds = Counter(kind for r in ordered for kind in {flag.partition(":")[0] for flag in r.flags})
+            summary.flagged = dict(sorted(kinds.items()))
             summary.elapsed_seconds = clock() - started
             if not summary.interrupted:
                 folder.compact()

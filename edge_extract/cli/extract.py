@@ -213,6 +213,7 @@ def _summary_table(summary: Summary, out: Path) -> Table:
         ("extracted", str(summary.done)),
         ("skipped (already done)", str(summary.skipped)),
         ("failed", str(summary.failed)),
+        ("flagged records", ", ".join(f"{kind} {n}" for kind, n in summary.flagged.items()) or "none"),
         ("seconds per report", f"{summary.seconds_per_report:.1f}" if summary.done else "-"),
         ("total time", f"{summary.elapsed_seconds:.0f} s"),
         ("output", str(out)),
