@@ -21,6 +21,7 @@ from edge_extract import batch as batch_module
 from edge_extract.batch import Inputs, collect, run_batch
 from edge_extract.cli import app
 from edge_extract.decoding import DecodingSettings
+from edge_extract.generation import SchemaGenerator
 from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
 from edge_extract.reading import text_sha256
@@ -162,7 +163,8 @@ def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: E
     edited = run()
     assert (edited.done, edited.skipped) == (1, 1)
 
-    stricter = Extractor(extractor.runtime, decoding=DecodingSettings(repeat_penalty=1.2))
+    generator = SchemaGenerator(extractor.runtime, settings=DecodingSettings(repeat_penalty=1.2))
+    stricter = Extractor(extractor.runtime, generator, manifest=extractor.manifest)
     assert stricter.fingerprint != extractor.fingerprint
     assert run(stricter).done == 2  # other decoding settings may give other records
     assert run(stricter, force=True).done == 2

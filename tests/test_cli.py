@@ -161,6 +161,18 @@ def test_import_then_extract_by_name(default_gguf: Path, tmp_path: Path):
     assert json.loads(result.stdout)["provenance"]["model"] == "clinic"
 
 
+def test_a_manifest_with_an_integer_decoding_setting_extracts(isolated_home: Path):
+    """Written as 32.0, as a float-typed manifest wrote it; it used to end in a TypeError traceback."""
+    base, _ = Registry.default().get("gemma-3-270m")
+    manifest = {**base.model_dump(exclude_none=True), "name": "short-window", "decoding": {"repeat_last_n": 32.0}}
+    folder = isolated_home / "data" / "models"
+    folder.mkdir(parents=True)
+    (folder / "short-window.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = runner.invoke(app, ["extract", "--threads", "1", "--model", "short-window", "--json", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert '"repeat_last_n":32,' in result.stdout.replace(" ", "")  # recorded as the int it is
+
+
 def test_unknown_model_name():
     result = runner.invoke(app, ["extract", "--model", "nope", str(SAMPLE)])
     assert result.exit_code == 4

@@ -90,7 +90,12 @@ def runs(extractor, gold_file: Path, tmp_path_factory: pytest.TempPathFactory) -
     reports = read_gold(gold_file, limit=2)
     semantic = SemanticScorer(threads=1)
     advanced = Extractor(
-        extractor.runtime, strategy=Strategy.advanced, examples=retrieval.default_example_source(TRAIN), n_examples=1
+        extractor.runtime,
+        extractor.generator,
+        manifest=extractor.manifest,
+        strategy=Strategy.advanced,
+        examples=retrieval.default_example_source(TRAIN),
+        n_examples=1,
     )
     folders = {}
     for strategy, each in (("naive", extractor), ("advanced", advanced)):
