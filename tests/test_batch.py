@@ -62,6 +62,7 @@ def test_output_paths_mirror_the_input_tree_and_stay_inside(tmp_path: Path, repo
     assert output_path(tmp_path, report_id) == tmp_path / expected
 
 
+@pytest.mark.model
 def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):
@@ -144,6 +145,7 @@ def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
     assert json.loads((out / "summary.json").read_text())["failed"] == len(bad)
 
 
+@pytest.mark.model
 def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: Extractor, val_rows):
     rows = shortest(val_rows, 2)
     folder = tmp_path / "in"
@@ -175,6 +177,7 @@ def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: E
     assert len(journal) == 2  # compacted: one line per report
 
 
+@pytest.mark.model
 def test_stop_request_finishes_the_current_report_then_resumes(tmp_path: Path, extractor: Extractor, val_rows):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -204,6 +207,7 @@ def _journal_lines(out: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.model
 def test_killed_batch_resumes_with_every_report_exactly_once(tmp_path: Path, val_rows, train_rows):
     rows = shortest(val_rows + train_rows, 20)
     folder = tmp_path / "reports"
@@ -271,6 +275,7 @@ def test_killed_batch_resumes_with_every_report_exactly_once(tmp_path: Path, val
 
 
 @pytest.mark.integration
+@pytest.mark.model
 def test_desktop_launcher_runs_a_dropped_folder(tmp_path: Path, val_rows):
     entry = (ROOT / "packaging" / "edge-extract.desktop").read_text(encoding="utf-8")
     exec_line = next(line.split("=", 1)[1] for line in entry.splitlines() if line.startswith("Exec="))

@@ -154,6 +154,7 @@ def _gguf_vocab(path: Path) -> llama_cpp.Llama:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> None:
     for module in CONVERT_EXTRA:
         pytest.importorskip(module, reason=f"the convert extra ({module}) is not installed")

@@ -110,6 +110,7 @@ def runs(extractor, gold_file: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.mark.parametrize("strategy", ["naive", "advanced"])
+@pytest.mark.model
 def test_run_folder(runs, strategy: str):
     out = runs[strategy]
     results = read_predictions(out)
@@ -131,6 +132,7 @@ def test_run_folder(runs, strategy: str):
     assert (out / "scores.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.model
 def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Path):
     out = Path(shutil.copytree(runs["naive"], tmp_path / "run"))
     before = load_run(out)
@@ -144,6 +146,7 @@ def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Pat
     assert after.scores.fields["diagnosis"].scored == 3
 
 
+@pytest.mark.model
 def test_compare_writes_table_markdown_and_chart(runs, tmp_path: Path):
     out = tmp_path / "compare"
     result = runner.invoke(
@@ -179,6 +182,7 @@ def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path: Path):
     assert result.output.strip() == f"error: {tmp_path} has no metrics.json: not an evaluation run"
 
 
+@pytest.mark.model
 def test_write_report_of_two_runs_has_no_metrics_file(runs, tmp_path: Path):
     both = [load_run(runs["naive"]), load_run(runs["advanced"])]
     with pytest.raises(ValueError, match="exactly one run"):

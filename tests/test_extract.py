@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edge_extract import FIELDS, Record, __version__, extract
 from edge_extract.generation import GrammarGenerator, SchemaGenerator
 from edge_extract.metrics import score_records
@@ -15,11 +17,14 @@ from edge_extract.runtime import LoadSettings, Runtime
 from edge_extract.schema import Example
 from edge_extract.validate import parse_record
 
+pytestmark = pytest.mark.model
+
 ITEM_F1_FLOOR = 0.35
 """Micro item F1 of the default model on the first 6 val reports: measured 0.51 (the base model:
 about 0.005); the floor leaves room for builds whose floating point differs in the last digits."""
 
 
+@pytest.mark.slow
 def test_real_reports_give_schema_valid_records_with_provenance(extractor, val_rows):
     for row in val_rows[:3]:
         result = extract(row["report"], extractor=extractor, report_id=row["id"])
@@ -67,6 +72,7 @@ def test_report_longer_than_the_context_is_truncated_and_flagged(extractor, val_
     assert result.provenance.prompt_tokens <= 2048 - ANSWER_ROOM
 
 
+@pytest.mark.slow
 def test_grammar_decoder_also_gives_valid_records(extractor, val_rows):
     generator = GrammarGenerator(extractor.runtime, settings=extractor.generator.settings)
     grammar = Extractor(extractor.runtime, generator, manifest=extractor.manifest)
@@ -76,6 +82,7 @@ def test_grammar_decoder_also_gives_valid_records(extractor, val_rows):
     assert parse_record(json.dumps(result.summary.model_dump())) == result.summary
 
 
+@pytest.mark.slow
 def test_a_retry_decodes_with_a_stronger_penalty_and_writes_another_answer(extractor, val_rows):
     """Greedy decoding with the first attempt's settings would only replay the invalid answer."""
     report = min((row["report"] for row in val_rows), key=len)
@@ -86,6 +93,7 @@ def test_a_retry_decodes_with_a_stronger_penalty_and_writes_another_answer(extra
     assert again != first
 
 
+@pytest.mark.slow
 def test_the_default_model_extracts_real_content(extractor, val_rows):
     """The shipped adapter is applied with its tuned decoding and really extracts: a guard against
     shipping a broken or unapplied adapter (the base alone scores item F1 ~0.005 here)."""

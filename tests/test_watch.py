@@ -23,6 +23,8 @@ from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
 from edge_extract.reading import Report, text_sha256
 
+pytestmark = pytest.mark.model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
