@@ -37,6 +37,8 @@ def isolated_home(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyP
 def model_marker_is_honest(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that loads a model in-process must say so, so that `-m "not model"` stays fast."""
     if request.node.get_closest_marker("model") is None:
+        if "extractor" in request.fixturenames:  # set up already: session fixtures come first
+            pytest.fail("this test uses the real model (the extractor fixture): mark it @pytest.mark.model")
 
         def refuse(*args: object, **kwargs: object) -> None:
             pytest.fail("this test loads a real model: mark it @pytest.mark.model")

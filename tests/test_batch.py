@@ -63,6 +63,7 @@ def test_output_paths_mirror_the_input_tree_and_stay_inside(tmp_path: Path, repo
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):
@@ -146,6 +147,7 @@ def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: Extractor, val_rows):
     rows = shortest(val_rows, 2)
     folder = tmp_path / "in"

@@ -111,6 +111,7 @@ def runs(extractor, gold_file: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.mark.parametrize("strategy", ["naive", "advanced"])
 @pytest.mark.model
+@pytest.mark.slow
 def test_run_folder(runs, strategy: str):
     out = runs[strategy]
     results = read_predictions(out)
@@ -133,6 +134,7 @@ def test_run_folder(runs, strategy: str):
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Path):
     out = Path(shutil.copytree(runs["naive"], tmp_path / "run"))
     before = load_run(out)
@@ -147,6 +149,7 @@ def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Pat
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_compare_writes_table_markdown_and_chart(runs, tmp_path: Path):
     out = tmp_path / "compare"
     result = runner.invoke(
@@ -183,6 +186,7 @@ def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path: Path):
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_write_report_of_two_runs_has_no_metrics_file(runs, tmp_path: Path):
     both = [load_run(runs["naive"]), load_run(runs["advanced"])]
     with pytest.raises(ValueError, match="exactly one run"):
