@@ -303,6 +303,7 @@ def _batch_cli(monkeypatch, extractor: Extractor, *args: str):
     return runner.invoke(app, ["extract", *args], catch_exceptions=False)
 
 
+@pytest.mark.model
 def test_a_record_that_cannot_be_written_fails_alone_and_the_batch_goes_on(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):
@@ -328,6 +329,7 @@ def test_a_record_that_cannot_be_written_fails_alone_and_the_batch_goes_on(
     assert "2 report(s) already done" in again.output and again.exit_code == 1
 
 
+@pytest.mark.model
 def test_names_print_as_written(tmp_path: Path, extractor: Extractor, val_rows, monkeypatch):
     folder, out = tmp_path / "in", tmp_path / "records [x]"
     (folder / "sub[").mkdir(parents=True)
@@ -348,6 +350,7 @@ def test_names_print_as_written(tmp_path: Path, extractor: Extractor, val_rows, 
     assert sorted(e["id"] for e in errors) == sorted(bad)
 
 
+@pytest.mark.model
 def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path: Path, extractor: Extractor, val_rows):
     texts = [row["report"] for row in shortest(val_rows, 4)]
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -373,6 +376,7 @@ def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path:
     assert (again.done, again.skipped) == (0, 4)  # each record found again: nothing re-runs
 
 
+@pytest.mark.model
 def test_cleanup_removes_only_its_own_temp_files(tmp_path: Path, extractor: Extractor):
     out = tmp_path / "out"
     run_batch(Inputs(), extractor=extractor, out=out)
@@ -386,6 +390,7 @@ def test_cleanup_removes_only_its_own_temp_files(tmp_path: Path, extractor: Extr
     assert not leftover.exists()
 
 
+@pytest.mark.model
 def test_output_folders_are_never_read_as_inputs(tmp_path: Path, extractor: Extractor, monkeypatch):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -402,6 +407,7 @@ def test_output_folders_are_never_read_as_inputs(tmp_path: Path, extractor: Extr
     assert f"error: --out {folder} is an input folder; write the records to another folder" in same.output
 
 
+@pytest.mark.model
 def test_a_folder_of_other_files_is_not_written_into_without_force(tmp_path: Path, extractor: Extractor, monkeypatch):
     folder, out = tmp_path / "in", tmp_path / "mine"
     folder.mkdir()
@@ -418,6 +424,7 @@ def test_a_folder_of_other_files_is_not_written_into_without_force(tmp_path: Pat
     assert again.exit_code == 3, again.output
 
 
+@pytest.mark.model
 def test_a_base_install_fails_only_the_files_that_need_an_extra(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):

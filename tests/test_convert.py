@@ -354,6 +354,7 @@ def test_training_config_refuses_an_unknown_decoding_setting(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: list[dict]) -> None:
     """SIGKILL after the first checkpoint, the same command again: the adapter of an uninterrupted run."""
     for module in CONVERT_EXTRA:
