@@ -42,8 +42,8 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int]) -> dic
 
     extractor = load_model(threads=threads)
     runtime = extractor.runtime
-    decoder = SchemaDecoder(runtime, settings=extractor.decoding)
-    chat = runtime.model.manifest.prompt_format
+    decoder = SchemaDecoder(runtime, settings=extractor.generator.settings)
+    chat = extractor.manifest.prompt_format
     rows = []
     for index, text in enumerate(reports):
         tokens = runtime.tokenize_prompt(render_prompt(text, chat=chat))

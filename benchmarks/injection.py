@@ -85,7 +85,7 @@ def main() -> None:
     rows = [json.loads(line) for line in VAL.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = sorted(rows, key=lambda row: len(row["report"]))[: args.reports]
     extractor = api.load_model(args.model, threads=args.threads)
-    model = extractor.runtime.model.manifest.name
+    model = extractor.manifest.name
     outcomes: list[dict] = []
     clean_flags = 0
     for row in rows:

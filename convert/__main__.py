@@ -168,6 +168,9 @@ def register_command(
     ),
 ) -> None:
     """Copy the GGUF (and adapter) into a models folder and write its manifest."""
+    from pydantic import ValidationError
+
+    from edge_extract.decoding import DecodingSettings
     from edge_extract.registry import Registry
 
     from .register import register
@@ -175,13 +178,17 @@ def register_command(
     registry = Registry.default()
     if models_dir is not None:
         registry = Registry((*registry.folders[:-1], models_dir))
-    settings = {}
+    chosen = {}
     for item in decoding:
-        key, _, value = item.partition("=")
-        try:
-            settings[key.strip()] = float(value)
-        except ValueError:
-            raise typer.BadParameter(f"KEY=NUMBER, got {item!r}", param_hint="--decoding") from None
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"KEY=VALUE, got {item!r}", param_hint="--decoding")
+        chosen[key.strip()] = value.strip()
+    try:
+        settings = DecodingSettings.model_validate(chosen)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise typer.BadParameter(problems, param_hint="--decoding") from None
     register(
         name,
         model,

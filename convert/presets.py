@@ -22,6 +22,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
+from edge_extract.decoding import DecodingSettings
+
 from .errors import ConvertError
 
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -61,7 +63,7 @@ class TrainConfig:
             GGUF LoRA adapter applied at load time (the only choice with base_gguf).
         context_size: context window written to the model manifest (tokens).
         decoding: decoding settings written to the manifest, chosen on validation data after
-            training (edge_extract.decoding.DecodingSettings fields, e.g. absent_bias).
+            training (e.g. absent_bias); only those set here are written.
         init_adapter: start from this PEFT adapter folder (a finished run's adapter/) instead of a
             fresh LoRA, to train it further, e.g. one more epoch; its own rank, alpha and target
             modules then apply, and the learning-rate schedule starts anew.
@@ -109,14 +111,15 @@ class TrainConfig:
     quant: Literal["Q4_K_M", "Q8_0"] | None = "Q4_K_M"
     ship: Literal["merged", "adapter"] = "merged"
     context_size: int = 8192
-    decoding: dict[str, float] = dataclasses.field(default_factory=dict)
+    decoding: DecodingSettings = dataclasses.field(default_factory=DecodingSettings)
 
     @property
     def train_files(self) -> tuple[str, ...]:
         return (self.train_file,) if isinstance(self.train_file, str) else self.train_file
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+        values = {**dataclasses.asdict(self), "decoding": self.decoding.model_dump(exclude_unset=True)}
+        return json.dumps(values, indent=2) + "\n"
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from edge_extract.pipeline import model_decoding
+from edge_extract.decoding import DecodingSettings
 from edge_extract.prompt import CHAT_FORMATS
 from edge_extract.registry import Manifest, Registry, sha256_file
 from edge_extract.runtime import check_gguf
@@ -43,7 +43,7 @@ def register(
     adapter: Path | None = None,
     context_size: int = 8192,
     description: str = "",
-    decoding: dict[str, float] | None = None,
+    decoding: DecodingSettings | None = None,
     registry: Registry | None = None,
 ) -> Manifest:
     """Write the manifest of `name` into the registry's last (user) folder and return it."""
@@ -59,7 +59,7 @@ def register(
         "description": description,
         "prompt_format": prompt_format,
         "context_size": context_size,
-        "decoding": decoding or {},
+        "decoding": decoding or DecodingSettings(),
     }
     if model in known and known[model][0].source.kind == "pypi":
         fields = {**known[model][0].model_dump(), **settings}
@@ -79,7 +79,6 @@ def register(
         adapter_file = _copy_in(adapter, folder, root)
         fields["adapter"] = {"file": adapter_file, "sha256": sha256_file(root / adapter_file)}
     manifest = Manifest.model_validate(fields)
-    model_decoding(manifest)  # refuse a misspelt setting now, not at the first extraction
     written = registry.register(manifest)
     get_console().print(f"register: {name} -> {written}", soft_wrap=True)
     return manifest

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from .decoding import DecodingSettings
-from .pipeline import Decoder, ExampleSource, Extractor, Result
+from .generation import Decoder, make_generator
+from .pipeline import ExampleSource, Extractor, Result
 from .prompt import Strategy
 from .reading import Report, text_sha256
 from .registry import Registry
@@ -22,7 +23,8 @@ def load_model(
     examples: ExampleSource | None = None,
     registry: Registry | None = None,
 ) -> Extractor:
-    """Resolve a registered model (the default when `name` is None), check it, load it.
+    """Resolve a registered model (the default when `name` is None), check it, load it. `decoding`
+    replaces the settings the model's manifest chose for it.
 
     Extraction is offline: the hub client is told so before anything could import it. The files'
     sha256 are checked by Runtime, on the bytes it loads, while it loads them.
@@ -31,7 +33,8 @@ def load_model(
     resolved = (registry or Registry.default()).resolve(name, verify=False)
     settings = LoadSettings(n_ctx=resolved.manifest.context_size, n_threads=threads or physical_cores())
     runtime = Runtime(resolved, settings=settings)
-    return Extractor(runtime, strategy=strategy, decoder=decoder, decoding=decoding, examples=examples)
+    generator = make_generator(decoder, runtime, settings=decoding or resolved.manifest.decoding)
+    return Extractor(runtime, generator, manifest=resolved.manifest, strategy=strategy, examples=examples)
 
 
 def extract(text: str, *, extractor: Extractor, report_id: str = "text") -> Result:

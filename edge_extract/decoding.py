@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from .schema import FIELD_MAX_CHARS, FIELDS, GENDERS, NA, items
 
@@ -45,9 +46,9 @@ class TokenModel(Protocol):
     def truncate(self, n_tokens: int) -> None: ...
 
 
-@dataclass(frozen=True)
-class DecodingSettings:
-    """Decoding settings, recorded with every result.
+class DecodingSettings(BaseModel):
+    """Decoding settings, recorded with every result; a model's manifest and a training config
+    carry the ones chosen for that model (only those set there are written back).
 
     Attributes:
         repeat_penalty: llama.cpp-style penalty on tokens already in the current value (1.0: off).
@@ -61,6 +62,9 @@ class DecodingSettings:
             A small fine-tune says N/A too readily (it is the most frequent value in training);
             a bias chosen on validation data trades that back for recall.
     """
+
+    # Frozen: extractors share one instance. Lax ints: 32.0 from a JSON manifest is the int 32.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     repeat_penalty: float = 1.1
     repeat_last_n: int = 64
@@ -76,6 +80,8 @@ class DecodeStats:
 
     generated_tokens: int = 0
     prompt_tokens: int = 0
+    repeat_penalty: float = 1.0
+    """The repeat penalty the answer was decoded with (1.0: none)."""
     fed_tokens: int = 0
     capped_fields: list[str] = field(default_factory=list)
     """Fields cut at their length bound."""
@@ -194,7 +200,7 @@ class SchemaDecoder:
 
         Returns the 15 values in published order and decoding statistics.
         """
-        stats = DecodeStats(prompt_tokens=len(prompt_tokens))
+        stats = DecodeStats(prompt_tokens=len(prompt_tokens), repeat_penalty=self.settings.repeat_penalty)
         logits = self.model.start(list(prompt_tokens) + self._skeleton_tokens[0])
         values: dict[str, str] = {}
         for index, name in enumerate(FIELDS):

@@ -146,7 +146,7 @@ def run_info(*, name: str, data: Path, reports: Sequence[Report], results: Seque
         strategy=first.strategy,
         decoder=first.decoder,
         prompt_version=first.prompt_version,
-        threads=int(first.settings.get("n_threads", 0)),
+        threads=first.settings.n_threads,
         scored_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 

@@ -2,45 +2,56 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from enum import Enum
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from .decoding import DecodeStats, DecodingSettings, SchemaDecoder
-from .errors import ConfigError, EdgeExtractError, GenerationError, OutputInvalidError
+from .decoding import DecodeStats, DecodingSettings
+from .errors import EdgeExtractError, GenerationError, OutputInvalidError
+from .generation import Generator
 from .injection import SUSPECTED_INJECTION, values_from_passages
-from .prompt import PROMPT_VERSION, Strategy, render_prompt
+from .prompt import PROMPT_VERSION, Prompt, Strategy, render_prompt
 from .reading import Report
 from .registry import Manifest
-from .runtime import Runtime
-from .schema import Example, Record, record_json_schema
+from .runtime import LoadSettings
+from .schema import Example, Record
 from .validate import parse_record
 
-ExampleSource = Callable[[str], Sequence[Example]]
-"""Report text -> solved examples for the advanced strategy, most similar first."""
+
+class ExampleSource(Protocol):
+    """Report text -> solved examples for the advanced strategy, most similar first."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the examples it gives could change (another bank, more or fewer)."""
+        ...
+
+    def __call__(self, report: str) -> Sequence[Example]: ...
 
 
-class Decoder(str, Enum):
-    """How the answer is generated."""
+class PromptModel(Protocol):
+    """What the pipeline needs from a loaded model besides generation (runtime.Runtime provides it)."""
 
-    schema = "schema"
-    """edge-extract's schema-driven decoding: skeleton fed, values generated (fast)."""
-    grammar = "grammar"
-    """llama-cpp-python's JSON-schema grammar (slow; the reference path)."""
+    settings: LoadSettings
+    model_sha256: str
+    """Measured on the bytes loaded, not copied from the manifest (so are the adapter's)."""
+    adapter_sha256: str | None
+
+    @property
+    def n_ctx(self) -> int: ...
+    def tokenize_prompt(self, prompt: Prompt) -> list[int]: ...
+    def close(self) -> None: ...
 
 
 ANSWER_ROOM = 1536
 """Context kept free for the answer: twice the longest gold answer of elmtex-open (768 Gemma
 tokens; median 290). The schema decoder also caps each value at the room actually left, so an
 even longer answer is cut and flagged, never overflowing the context."""
-RETRY_PENALTY = 1.3
-"""A second attempt after an invalid answer is pushed harder away from repeating itself."""
 
 
 class ErrorInfo(BaseModel):
@@ -48,6 +59,16 @@ class ErrorInfo(BaseModel):
 
     kind: str
     message: str
+
+
+class RecordedSettings(DecodingSettings):
+    """The decoding settings a record was made with (the retry's penalty when it ran), then how the
+    model was loaded."""
+
+    n_ctx: int
+    n_threads: int
+    temperature: float = 0.0
+    """Every decoder here is greedy."""
 
 
 class Provenance(BaseModel):
@@ -65,7 +86,7 @@ class Provenance(BaseModel):
     seconds: float
     prompt_tokens: int = 0
     generated_tokens: int = 0
-    settings: dict[str, bool | int | float | str]
+    settings: RecordedSettings
 
 
 class Result(BaseModel):
@@ -82,17 +103,6 @@ class Result(BaseModel):
     provenance: Provenance
 
 
-def model_decoding(manifest: Manifest) -> DecodingSettings:
-    """The defaults, with the settings the model's manifest chose for it."""
-    try:
-        return DecodingSettings(**manifest.decoding)
-    except TypeError:
-        known = ", ".join(DecodingSettings.__dataclass_fields__)
-        raise ConfigError(
-            f"model {manifest.name}: unknown decoding setting in {sorted(manifest.decoding)}; known: {known}"
-        ) from None
-
-
 class Extractor:
     """A loaded model plus how to ask it: call `extract` once per report, the model stays loaded
     (and its KV cache holds the shared instruction prefix) across a whole batch.
@@ -100,11 +110,11 @@ class Extractor:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: PromptModel,
+        generator: Generator,
         *,
+        manifest: Manifest,
         strategy: Strategy = Strategy.naive,
-        decoder: Decoder = Decoder.schema,
-        decoding: DecodingSettings | None = None,
         examples: ExampleSource | None = None,
         n_examples: int = 3,
         clock: Callable[[], float] = time.perf_counter,
@@ -112,30 +122,54 @@ class Extractor:
         if strategy is Strategy.advanced and examples is None:
             raise ValueError("the advanced strategy needs an example source")
         self.runtime = runtime
+        self.generator = generator
+        self.manifest = manifest
         self.strategy = strategy
-        self.decoder = decoder
-        self.decoding = decoding or model_decoding(runtime.model.manifest)
         self.examples = examples
         self.n_examples = n_examples
         self.clock = clock
-        self._schema_decoders: dict[float, SchemaDecoder] = {}
+
+    def _method(self) -> dict[str, Any]:
+        """The provenance fields that say how every record of this extractor is made."""
+        manifest = self.manifest
+        return {
+            "model": manifest.name,
+            "model_sha256": self.runtime.model_sha256,
+            "adapter_sha256": self.runtime.adapter_sha256,
+            "prompt_version": PROMPT_VERSION,
+            "prompt_format": manifest.prompt_format,
+            "strategy": self.strategy.value,
+            "decoder": self.generator.decoder.value,
+            "edge_extract_version": __version__,
+        }
+
+    def _settings(self, stats: DecodeStats | None) -> RecordedSettings:
+        decoding = self.generator.settings.model_dump()
+        if stats is not None:
+            decoding["repeat_penalty"] = stats.repeat_penalty
+        load = self.runtime.settings
+        return RecordedSettings(**decoding, n_ctx=load.n_ctx, n_threads=load.n_threads)
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever a rerun could give a different record: the resume key of batches."""
-        parts = [
-            self.runtime.model_sha256,
-            self.runtime.adapter_sha256 or "",
-            PROMPT_VERSION,
-            self.strategy.value,
-            self.decoder.value,
-            json.dumps(asdict(self.decoding), sort_keys=True),
-        ]
-        return "|".join(parts)
+        """Changes whenever a rerun could give a different record: the resume key of batches.
+
+        Everything the provenance says about how records are made, and what shapes a record that
+        it leaves out (the adapter's scale, the example bank, how many examples a prompt takes);
+        not the thread count, which changes speed only.
+        """
+        key = {
+            **self._method(),
+            "settings": self._settings(None).model_dump(exclude={"n_threads"}),
+            "adapter_scale": self.manifest.adapter.scale if self.manifest.adapter else None,
+            "examples": self.examples.fingerprint if self.examples else None,
+            "n_examples": self.n_examples if self.examples else None,
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
     def _prompt(self, text: str) -> tuple[list[int], list[str]]:
         """Prompt tokens that leave room for the longest answer, and the flags fitting cost."""
-        chat = self.runtime.model.manifest.prompt_format
+        chat = self.manifest.prompt_format
         room = self.runtime.n_ctx - ANSWER_ROOM
         examples = list(self.examples(text)[: self.n_examples]) if self.examples else []
         flags: list[str] = []
@@ -147,7 +181,8 @@ class Extractor:
                 return tokens, flags
             if examples:
                 examples.pop()  # fewer in-context examples before cutting the report itself
-                flags.append("fewer_examples")
+                if "fewer_examples" not in flags:
+                    flags.append("fewer_examples")
                 continue
             # Cut the report in proportion, a little more than needed, and say so in the record.
             keep = int(len(text) * room / len(tokens) * 0.95)
@@ -157,60 +192,34 @@ class Extractor:
             if "report_truncated" not in flags:
                 flags.append("report_truncated")
 
-    def _generate(self, tokens: list[int], penalty: float) -> tuple[str, DecodeStats]:
-        if self.decoder is Decoder.grammar:
-            text, generated = self.runtime.complete(
-                tokens, max_tokens=self.runtime.n_ctx - len(tokens), grammar_schema=record_json_schema()
-            )
-            return text, DecodeStats(generated_tokens=generated, prompt_tokens=len(tokens))
-        decoder = self._schema_decoders.get(penalty)
-        if decoder is None:
-            settings = DecodingSettings(**{**asdict(self.decoding), "repeat_penalty": penalty})
-            decoder = self._schema_decoders[penalty] = SchemaDecoder(self.runtime, settings=settings)
-        values, stats = decoder.decode(tokens)
-        return json.dumps(values, ensure_ascii=False), stats
-
     def _provenance(self, report: Report, seconds: float, stats: DecodeStats | None) -> Provenance:
-        manifest = self.runtime.model.manifest
-        load = self.runtime.settings
         return Provenance(
-            model=manifest.name,
-            model_sha256=self.runtime.model_sha256,  # measured on the bytes loaded, not copied from the manifest
-            adapter_sha256=self.runtime.adapter_sha256,
-            prompt_version=PROMPT_VERSION,
-            prompt_format=manifest.prompt_format,
-            strategy=self.strategy.value,
-            decoder=self.decoder.value,
-            edge_extract_version=__version__,
+            **self._method(),
             input_sha256=report.sha256,
             seconds=round(seconds, 3),
             prompt_tokens=stats.prompt_tokens if stats else 0,
             generated_tokens=stats.generated_tokens if stats else 0,
-            settings={
-                **asdict(self.decoding),
-                "n_ctx": load.n_ctx,
-                "n_threads": load.n_threads,
-                "temperature": 0.0,
-            },
+            settings=self._settings(stats),
         )
 
     def extract(self, report: Report) -> Result:
-        """Extract one report. Expected failures become a failed Result, never an exception."""
+        """Extract one report. Expected failures become a failed Result, never an exception.
+
+        An invalid answer is generated once more with a stronger repeat penalty (flag `retried`);
+        a second invalid answer fails the report.
+        """
         started = self.clock()
         stats: DecodeStats | None = None
         flags: list[str] = []
         try:
             tokens, flags = self._prompt(report.text)
-            penalties = (self.decoding.repeat_penalty, max(RETRY_PENALTY, self.decoding.repeat_penalty))
-            for attempt, penalty in enumerate(penalties):
-                raw, stats = self._generate(tokens, penalty)
-                try:
-                    record = parse_record(raw)
-                    break
-                except OutputInvalidError:
-                    if attempt == len(penalties) - 1:
-                        raise
-                    flags.append("retried")
+            raw, stats = self.generator.generate(tokens)
+            try:
+                record = parse_record(raw)
+            except OutputInvalidError:
+                flags.append("retried")
+                raw, stats = self.generator.generate(tokens, retry=True)
+                record = parse_record(raw)
             flags += [f"capped:{name}" for name in stats.capped_fields]
             flags += [f"loop:{name}" for name in stats.looped_fields]
             if values_from_passages(report.text, record):

@@ -13,11 +13,12 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from . import paths
+from .decoding import DecodingSettings
 from .errors import ConfigError, ModelError, UnknownModelError
 from .files import atomic_write_text
 
@@ -75,9 +76,14 @@ class Manifest(BaseModel):
     prompt_format: str
     context_size: int = Field(default=8192, ge=512)
     adapter: Adapter | None = None
-    decoding: dict[str, float] = Field(default_factory=dict)
-    """Decoding settings chosen for this model on validation data (DecodingSettings fields, such as
-    absent_bias); they replace the defaults whenever the model runs."""
+    decoding: DecodingSettings = Field(default_factory=DecodingSettings)
+    """Decoding settings chosen for this model on validation data (such as absent_bias); they
+    replace the defaults whenever the model runs."""
+
+    @field_serializer("decoding")
+    def _chosen_decoding(self, decoding: DecodingSettings) -> dict[str, Any]:
+        # Only the settings chosen for the model are written: the rest follow the running version's defaults.
+        return decoding.model_dump(exclude_unset=True)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ repository, or any annotated file named by `--examples` or EDGE_EXTRACT_EXAMPLES
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, InputError
@@ -42,6 +44,11 @@ class ExampleBank:
         if not self.examples:
             raise ConfigError("the example bank has no annotated record (each needs a summary)")
         self._index = BM25Okapi([_words(example.report) for example in self.examples])
+        digest = hashlib.sha256()
+        for example in self.examples:
+            digest.update(example.model_dump_json(include={"report", "summary"}).encode())
+        self.fingerprint = digest.hexdigest()
+        """sha256 of the annotated examples: another bank gives other prompts, hence other records."""
 
     def __call__(self, report: str, *, k: int = 3) -> list[Example]:
         """The k most similar examples; the report itself is never its own example."""
@@ -75,7 +82,21 @@ def examples_path(path: Path | None = None) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class Retriever:
+    """Report text -> the k most similar solved examples of a bank, most similar first (an ExampleSource)."""
+
+    bank: ExampleBank
+    k: int = 3
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.bank.fingerprint}:{self.k}"
+
+    def __call__(self, report: str) -> list[Example]:
+        return self.bank(report, k=self.k)
+
+
 def default_example_source(path: Path | None = None, *, k: int = 3) -> ExampleSource:
     """Report text -> the k most similar solved examples, most similar first."""
-    bank = ExampleBank(load_examples(examples_path(path)))
-    return lambda report: bank(report, k=k)
+    return Retriever(ExampleBank(load_examples(examples_path(path))), k=k)

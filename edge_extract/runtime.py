@@ -255,10 +255,16 @@ class Runtime:
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
     def complete(
-        self, tokens: Sequence[int], *, max_tokens: int, grammar_schema: dict[str, Any] | None
+        self,
+        tokens: Sequence[int],
+        *,
+        max_tokens: int,
+        grammar_schema: dict[str, Any] | None,
+        repeat_penalty: float = 1.0,
     ) -> tuple[str, int]:
         """llama-cpp-python's own sampling loop, greedy: free text, or constrained by its stock
-        JSON-schema grammar. The reference path for benchmarks and `--decoder grammar`.
+        JSON-schema grammar. The reference path for benchmarks and `--decoder grammar`; its
+        repeat penalty (1.0: off) acts on every token of the last 64, punctuation included.
 
         Returns the text and the number of generated tokens.
         """
@@ -271,7 +277,7 @@ class Runtime:
                 max_tokens=max_tokens,
                 temperature=0.0,
                 top_k=1,
-                repeat_penalty=1.0,
+                repeat_penalty=repeat_penalty,
                 grammar=grammar,
                 seed=self.settings.seed,
             )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_extract.runtime import Runtime
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VAL = SHARED_DATA / "elmtex-open" / "val.jsonl"
 TRAIN = SHARED_DATA / "elmtex-open" / "train.jsonl"
@@ -29,6 +31,19 @@ def isolated_home(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyP
     for name in ("NO_COLOR", "FORCE_COLOR"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def model_marker_is_honest(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that loads a model in-process must say so, so that `-m "not model"` stays fast."""
+    if request.node.get_closest_marker("model") is None:
+        if "extractor" in request.fixturenames:  # set up already: session fixtures come first
+            pytest.fail("this test uses the real model (the extractor fixture): mark it @pytest.mark.model")
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            pytest.fail("this test loads a real model: mark it @pytest.mark.model")
+
+        monkeypatch.setattr(Runtime, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from edge_extract import batch as batch_module
 from edge_extract.batch import Inputs, collect, run_batch
 from edge_extract.cli import app
 from edge_extract.decoding import DecodingSettings
+from edge_extract.generation import SchemaGenerator
 from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
 from edge_extract.reading import text_sha256
@@ -61,6 +62,8 @@ def test_output_paths_mirror_the_input_tree_and_stay_inside(tmp_path: Path, repo
     assert output_path(tmp_path, report_id) == tmp_path / expected
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):
@@ -143,6 +146,8 @@ def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
     assert json.loads((out / "summary.json").read_text())["failed"] == len(bad)
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: Extractor, val_rows):
     rows = shortest(val_rows, 2)
     folder = tmp_path / "in"
@@ -162,7 +167,8 @@ def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: E
     edited = run()
     assert (edited.done, edited.skipped) == (1, 1)
 
-    stricter = Extractor(extractor.runtime, decoding=DecodingSettings(repeat_penalty=1.2))
+    generator = SchemaGenerator(extractor.runtime, settings=DecodingSettings(repeat_penalty=1.2))
+    stricter = Extractor(extractor.runtime, generator, manifest=extractor.manifest)
     assert stricter.fingerprint != extractor.fingerprint
     assert run(stricter).done == 2  # other decoding settings may give other records
     assert run(stricter, force=True).done == 2
@@ -173,6 +179,7 @@ def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: E
     assert len(journal) == 2  # compacted: one line per report
 
 
+@pytest.mark.model
 def test_stop_request_finishes_the_current_report_then_resumes(tmp_path: Path, extractor: Extractor, val_rows):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -202,6 +209,7 @@ def _journal_lines(out: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.model
 def test_killed_batch_resumes_with_every_report_exactly_once(tmp_path: Path, val_rows, train_rows):
     rows = shortest(val_rows + train_rows, 20)
     folder = tmp_path / "reports"
@@ -269,6 +277,7 @@ def test_killed_batch_resumes_with_every_report_exactly_once(tmp_path: Path, val
 
 
 @pytest.mark.integration
+@pytest.mark.model
 def test_desktop_launcher_runs_a_dropped_folder(tmp_path: Path, val_rows):
     entry = (ROOT / "packaging" / "edge-extract.desktop").read_text(encoding="utf-8")
     exec_line = next(line.split("=", 1)[1] for line in entry.splitlines() if line.startswith("Exec="))
@@ -294,6 +303,7 @@ def _batch_cli(monkeypatch, extractor: Extractor, *args: str):
     return runner.invoke(app, ["extract", *args], catch_exceptions=False)
 
 
+@pytest.mark.model
 def test_a_record_that_cannot_be_written_fails_alone_and_the_batch_goes_on(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):
@@ -319,6 +329,7 @@ def test_a_record_that_cannot_be_written_fails_alone_and_the_batch_goes_on(
     assert "2 report(s) already done" in again.output and again.exit_code == 1
 
 
+@pytest.mark.model
 def test_names_print_as_written(tmp_path: Path, extractor: Extractor, val_rows, monkeypatch):
     folder, out = tmp_path / "in", tmp_path / "records [x]"
     (folder / "sub[").mkdir(parents=True)
@@ -339,6 +350,7 @@ def test_names_print_as_written(tmp_path: Path, extractor: Extractor, val_rows, 
     assert sorted(e["id"] for e in errors) == sorted(bad)
 
 
+@pytest.mark.model
 def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path: Path, extractor: Extractor, val_rows):
     texts = [row["report"] for row in shortest(val_rows, 4)]
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -364,6 +376,7 @@ def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path:
     assert (again.done, again.skipped) == (0, 4)  # each record found again: nothing re-runs
 
 
+@pytest.mark.model
 def test_cleanup_removes_only_its_own_temp_files(tmp_path: Path, extractor: Extractor):
     out = tmp_path / "out"
     run_batch(Inputs(), extractor=extractor, out=out)
@@ -377,6 +390,7 @@ def test_cleanup_removes_only_its_own_temp_files(tmp_path: Path, extractor: Extr
     assert not leftover.exists()
 
 
+@pytest.mark.model
 def test_output_folders_are_never_read_as_inputs(tmp_path: Path, extractor: Extractor, monkeypatch):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -393,6 +407,7 @@ def test_output_folders_are_never_read_as_inputs(tmp_path: Path, extractor: Extr
     assert f"error: --out {folder} is an input folder; write the records to another folder" in same.output
 
 
+@pytest.mark.model
 def test_a_folder_of_other_files_is_not_written_into_without_force(tmp_path: Path, extractor: Extractor, monkeypatch):
     folder, out = tmp_path / "in", tmp_path / "mine"
     folder.mkdir()
@@ -409,6 +424,7 @@ def test_a_folder_of_other_files_is_not_written_into_without_force(tmp_path: Pat
     assert again.exit_code == 3, again.output
 
 
+@pytest.mark.model
 def test_a_base_install_fails_only_the_files_that_need_an_extra(
     tmp_path: Path, extractor: Extractor, val_rows, monkeypatch
 ):

@@ -24,7 +24,7 @@ from edge_extract.registry import DEFAULT_MODEL, sha256_file
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]  # the installer's self-test extracts
 
 
 def _no_unshare_reason() -> str | None:

@@ -32,6 +32,7 @@ def default_gguf(model_cache: Path) -> Path:
     return Registry.default().resolve().path
 
 
+@pytest.mark.model
 def test_extract_sample_prints_a_valid_record():
     result = runner.invoke(app, ["extract", "--threads", "1", str(SAMPLE)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -40,6 +41,7 @@ def test_extract_sample_prints_a_valid_record():
     assert record.source == str(SAMPLE)
 
 
+@pytest.mark.model
 def test_extract_from_stdin_and_out_folder(tmp_path: Path, val_rows):
     out = tmp_path / "out"
     result = runner.invoke(
@@ -70,6 +72,7 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, content: bytes, message: 
     assert "Traceback" not in result.output
 
 
+@pytest.mark.model
 def test_legacy_encoding_reads_when_asked(tmp_path: Path):
     path = tmp_path / "brief.txt"
     path.write_bytes("Patientin, 54 Jahre, Übelkeit seit drei Tagen.".encode("cp1252"))
@@ -83,6 +86,7 @@ def test_missing_report_file(tmp_path: Path):
     assert "no such file" in result.output
 
 
+@pytest.mark.model
 def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tmp_path: Path, monkeypatch):
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)
@@ -100,6 +104,7 @@ def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tm
     assert "corrupted" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.model
 def test_bit_rot_after_a_good_check_is_refused_at_load(default_gguf: Path, tmp_path: Path, monkeypatch):
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)
@@ -122,6 +127,7 @@ def test_bit_rot_after_a_good_check_is_refused_at_load(default_gguf: Path, tmp_p
         model.unlink()  # 253 MB: not left for pytest to keep
 
 
+@pytest.mark.model
 def test_verify_accepts_the_real_default(default_gguf: Path):
     result = runner.invoke(app, ["models", "verify", "gemma-3-270m"])
     assert result.exit_code == 0, result.output
@@ -136,6 +142,7 @@ def test_model_path_that_is_not_a_gguf(tmp_path: Path):
     assert "not a GGUF" in result.output
 
 
+@pytest.mark.model
 def test_truncated_gguf_is_refused_on_import(default_gguf: Path, tmp_path: Path, isolated_home: Path):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(default_gguf.read_bytes()[:5_000_000])
@@ -146,6 +153,7 @@ def test_truncated_gguf_is_refused_on_import(default_gguf: Path, tmp_path: Path,
     assert not (isolated_home / "data" / "models" / "cut").exists()
 
 
+@pytest.mark.model
 def test_import_then_extract_by_name(default_gguf: Path, tmp_path: Path):
     stick = tmp_path / "usb" / "clinic-model.gguf"
     stick.parent.mkdir()
@@ -161,12 +169,26 @@ def test_import_then_extract_by_name(default_gguf: Path, tmp_path: Path):
     assert json.loads(result.stdout)["provenance"]["model"] == "clinic"
 
 
+@pytest.mark.model
+def test_a_manifest_with_an_integer_decoding_setting_extracts(isolated_home: Path):
+    """Written as 32.0, as a float-typed manifest wrote it; it used to end in a TypeError traceback."""
+    base, _ = Registry.default().get("gemma-3-270m")
+    manifest = {**base.model_dump(exclude_none=True), "name": "short-window", "decoding": {"repeat_last_n": 32.0}}
+    folder = isolated_home / "data" / "models"
+    folder.mkdir(parents=True)
+    (folder / "short-window.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = runner.invoke(app, ["extract", "--threads", "1", "--model", "short-window", "--json", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert '"repeat_last_n":32,' in result.stdout.replace(" ", "")  # recorded as the int it is
+
+
 def test_unknown_model_name():
     result = runner.invoke(app, ["extract", "--model", "nope", str(SAMPLE)])
     assert result.exit_code == 4
     assert "unknown model 'nope'" in result.output
 
 
+@pytest.mark.model
 def test_pull_from_a_loopback_hub(default_gguf: Path, isolated_home: Path):
     """`models pull` through huggingface-hub against a local server, never the internet."""
     env = {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(isolated_home / "hf")}
@@ -187,6 +209,7 @@ def test_pull_from_a_loopback_hub(default_gguf: Path, isolated_home: Path):
     assert manifest["sha256"] == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
+@pytest.mark.model
 def test_extraction_opens_no_socket(monkeypatch, val_rows):
     """Offline by construction: any attempt to open a network socket fails the test."""
     attempts: list[tuple] = []

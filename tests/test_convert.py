@@ -27,10 +27,9 @@ from convert.__main__ import app
 from convert.errors import ConvertError, NonFiniteError
 from convert.prepare import encode
 from convert.presets import PRESETS, TrainConfig, load_config
-from convert.register import register
 from convert.to_gguf import adapter_to_gguf, hf_to_gguf
 from edge_extract import api
-from edge_extract.errors import ConfigError
+from edge_extract.decoding import DecodingSettings
 from edge_extract.prompt import CHAT_FORMATS, render_prompt, render_training_text
 from edge_extract.registry import DEFAULT_MODEL, Registry
 from edge_extract.schema import Example, Record
@@ -155,6 +154,7 @@ def _gguf_vocab(path: Path) -> llama_cpp.Llama:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> None:
     for module in CONVERT_EXTRA:
         pytest.importorskip(module, reason=f"the convert extra ({module}) is not installed")
@@ -259,7 +259,7 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     # registered in the (isolated) user models folder, and extraction runs through the runtime
     manifest, folder = Registry.default().get("tiny-elmtex")
     assert (manifest.prompt_format, manifest.source.kind) == ("chatml", "file")
-    assert manifest.decoding == {"absent_bias": 1.5}
+    assert manifest.decoding == DecodingSettings(absent_bias=1.5)
     assert (folder / manifest.file).is_file()
     extractor = api.load_model("tiny-elmtex", threads=1)
     try:
@@ -269,7 +269,7 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     assert outcome.status == "ok", outcome.error
     assert isinstance(outcome.summary, Record)
     assert outcome.provenance.model_sha256 == manifest.sha256
-    assert outcome.provenance.settings["absent_bias"] == 1.5  # the manifest's tuned setting applied
+    assert outcome.provenance.settings.absent_bias == 1.5  # the manifest's tuned setting applied
 
     # training further from the finished adapter starts where it ended, not from scratch
     shutil.copytree(run / "adapter", tmp_path / "first")
@@ -284,13 +284,16 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
 
 def test_config_layers_preset_file_then_overrides(tmp_path: Path) -> None:
     run = tmp_path / "run.json"
-    run.write_text(json.dumps({"preset": "llama-3b", "steps": 7, "train_file": "a.jsonl"}))
+    decoding = {"absent_bias": 2.0, "repeat_last_n": 32}
+    run.write_text(json.dumps({"preset": "llama-3b", "steps": 7, "train_file": "a.jsonl", "decoding": decoding}))
     config = load_config(run, overrides=["learning_rate=5e-5", 'target_modules=["q_proj"]', "out_dir=runs/x"])
     expected = {**PRESETS["llama-3b"], "steps": 7, "train_file": "a.jsonl", "learning_rate": 5e-5}
-    assert config == TrainConfig(**{**expected, "target_modules": ("q_proj",), "out_dir": "runs/x"})
+    changed = {"target_modules": ("q_proj",), "out_dir": "runs/x", "decoding": DecodingSettings(**decoding)}
+    assert config == TrainConfig(**{**expected, **changed})
     saved = tmp_path / "train_config.json"
     saved.write_text(config.to_json())
     assert load_config(saved) == config  # the file saved beside an adapter reproduces the run
+    assert json.loads(saved.read_text())["decoding"] == decoding  # the chosen settings only
 
 
 @pytest.mark.parametrize(
@@ -329,13 +332,29 @@ def test_recipe_reproduces_the_shipped_default() -> None:
 
 
 def test_register_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:
-    registry = Registry((*Registry.default().folders[:-1], tmp_path))
-    with pytest.raises(ConfigError, match="unknown decoding setting"):
-        register("typo", "gemma-3-270m", decoding={"absent_bais": 2.0}, registry=registry)
+    command = ["register", "typo", "gemma-3-270m", "--models-dir", str(tmp_path), "--decoding", "absent_bais=2"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2
+    assert "absent_bais: Extra inputs are not permitted" in result.output
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_register_writes_the_chosen_decoding_settings_only(tmp_path: Path) -> None:
+    command = ["register", "short", "gemma-3-270m", "--models-dir", str(tmp_path), "--decoding", "repeat_last_n=32"]
+    result = CliRunner().invoke(app, command, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "short.json").read_text())["decoding"] == {"repeat_last_n": 32}
+
+
+def test_training_config_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"preset": "llama-3b", "decoding": {"absent_bais": 2.0}}))
+    with pytest.raises(ConvertError, match="decoding.absent_bais: Extra inputs are not permitted"):
+        load_config(run)
+
+
 @pytest.mark.slow
+@pytest.mark.model
 def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: list[dict]) -> None:
     """SIGKILL after the first checkpoint, the same command again: the adapter of an uninterrupted run."""
     for module in CONVERT_EXTRA:

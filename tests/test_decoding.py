@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 
 from edge_extract.decoding import DecodingSettings, SchemaDecoder, json_string_content, skeleton_before
+from edge_extract.errors import ConfigError
+from edge_extract.registry import DEFAULT_MODEL, Registry
 from edge_extract.schema import FIELD_MAX_CHARS, FIELDS, NA
 from edge_extract.validate import parse_record
+
+from .fakes import fake_manifest
 
 EOS = 0
 MULTI = ['",', '\\"', "\\\\", "; ", "fever", "cough", "Male", "Female", "N/A", "é".encode()[:1], "é".encode()[1:]]
@@ -198,3 +202,32 @@ def test_a_restated_item_ends_the_list():
 def test_without_the_stop_repeated_items_are_still_dropped():
     values, _, _ = decode({"signs_symptoms": "fever; cough; Fever; dyspnea"}, stop_at_restated_item=False)
     assert values["signs_symptoms"] == "fever; cough; dyspnea"
+
+
+def test_a_whole_number_from_a_manifest_is_an_int_setting():
+    """JSON manifests used to carry every setting as a float; 32.0 must still slice token lists."""
+    settings = fake_manifest(decoding={"repeat_last_n": 32.0}).decoding
+    assert settings.repeat_last_n == 32 and isinstance(settings.repeat_last_n, int)
+    model = ScriptedModel({"signs_symptoms": "fever; cough; " * 40})
+    values, _ = SchemaDecoder(model, settings=settings).decode(model.tokenize("prompt:"))
+    assert values["signs_symptoms"] == "fever; cough"
+
+
+@pytest.mark.parametrize(
+    ("decoding", "problem"),
+    [({"repeat_last_n": 32.5}, "fractional part"), ({"absent_bais": 2.0}, "Extra inputs are not permitted")],
+    ids=["fraction-for-an-int", "misspelt"],
+)
+def test_a_manifest_with_a_bad_decoding_setting_is_refused(tmp_path, decoding, problem):
+    manifest = {**json.loads(fake_manifest().model_dump_json()), "decoding": decoding}
+    (tmp_path / "fake.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ConfigError, match=problem):
+        Registry((tmp_path,)).get("fake")
+
+
+def test_manifests_keep_the_settings_chosen_for_the_model_only():
+    shipped, folder = Registry.default().get(DEFAULT_MODEL)
+    written = json.loads((folder / f"{DEFAULT_MODEL}.json").read_text(encoding="utf-8"))["decoding"]
+    assert 0 < len(written) < len(DecodingSettings.model_fields)
+    assert shipped.decoding == DecodingSettings(**written)
+    assert json.loads(shipped.model_dump_json())["decoding"] == written  # the layout of models/*.json

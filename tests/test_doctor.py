@@ -110,6 +110,7 @@ def test_output_folder_check(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "a-file"], "the write probe leaves nothing behind"
 
 
+@pytest.mark.model
 def test_model_check_hashes_the_default_model():
     check = check_model(Registry.default(), None)
     assert check.status is Status.ok, check.detail
@@ -131,6 +132,7 @@ def test_model_check_names_a_corrupted_file(tmp_path):
     assert "reinstall" in check.fix
 
 
+@pytest.mark.model
 def test_checks_open_no_network_socket(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("doctor opened a network socket")
@@ -151,6 +153,7 @@ def test_checks_open_no_network_socket(tmp_path, monkeypatch):
     assert all(check.status is not Status.fail for check in checks), checks
 
 
+@pytest.mark.model
 def test_cli_json_on_this_machine(tmp_path):
     result = CliRunner().invoke(app, ["doctor", "--out", str(tmp_path), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -159,6 +162,7 @@ def test_cli_json_on_this_machine(tmp_path):
     assert {check["status"] for check in report["checks"]} <= {"ok", "warn"}
 
 
+@pytest.mark.model
 def test_cli_table_says_what_is_wrong_and_exits_non_zero(tmp_path):
     (tmp_path / "a-file").write_text("x")
     wide = {"COLUMNS": "300"}  # one line per check, however long tmp_path is

@@ -90,7 +90,12 @@ def runs(extractor, gold_file: Path, tmp_path_factory: pytest.TempPathFactory) -
     reports = read_gold(gold_file, limit=2)
     semantic = SemanticScorer(threads=1)
     advanced = Extractor(
-        extractor.runtime, strategy=Strategy.advanced, examples=retrieval.default_example_source(TRAIN), n_examples=1
+        extractor.runtime,
+        extractor.generator,
+        manifest=extractor.manifest,
+        strategy=Strategy.advanced,
+        examples=retrieval.default_example_source(TRAIN),
+        n_examples=1,
     )
     folders = {}
     for strategy, each in (("naive", extractor), ("advanced", advanced)):
@@ -105,6 +110,8 @@ def runs(extractor, gold_file: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.mark.parametrize("strategy", ["naive", "advanced"])
+@pytest.mark.model
+@pytest.mark.slow
 def test_run_folder(runs, strategy: str):
     out = runs[strategy]
     results = read_predictions(out)
@@ -126,6 +133,8 @@ def test_run_folder(runs, strategy: str):
     assert (out / "scores.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Path):
     out = Path(shutil.copytree(runs["naive"], tmp_path / "run"))
     before = load_run(out)
@@ -139,6 +148,8 @@ def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Pat
     assert after.scores.fields["diagnosis"].scored == 3
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_compare_writes_table_markdown_and_chart(runs, tmp_path: Path):
     out = tmp_path / "compare"
     result = runner.invoke(
@@ -174,6 +185,8 @@ def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path: Path):
     assert result.output.strip() == f"error: {tmp_path} has no metrics.json: not an evaluation run"
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_write_report_of_two_runs_has_no_metrics_file(runs, tmp_path: Path):
     both = [load_run(runs["naive"]), load_run(runs["advanced"])]
     with pytest.raises(ValueError, match="exactly one run"):

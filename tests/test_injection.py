@@ -53,6 +53,7 @@ def test_values_copied_from_a_payload_are_named_and_the_report_s_own_are_not():
     assert values_from_passages(REPORT, obeyed) == []  # no passage, nothing to blame
 
 
+@pytest.mark.model
 def test_report_text_never_becomes_control_tokens(extractor):
     runtime = extractor.runtime
 
@@ -69,6 +70,7 @@ def test_report_text_never_becomes_control_tokens(extractor):
     )
 
 
+@pytest.mark.model
 def test_an_obeyed_payload_is_flagged_in_the_record(extractor, val_rows):
     result = extract(VARIANTS["copy-answer"](val_rows[0]["report"]), extractor=extractor)
     assert result.status == "ok"

@@ -140,6 +140,7 @@ def test_gender_correct(prediction, gold, correct):
     assert gender_correct(prediction, gold) is correct
 
 
+@pytest.mark.model
 def test_semantic_identical_absent_symmetric(semantic):
     pairs = [("fever; cough", "fever; cough"), ("", "fever"), ("high fever", "fever"), ("fever", "high fever")]
     same, absent, forward, backward = semantic(pairs)
@@ -149,6 +150,7 @@ def test_semantic_identical_absent_symmetric(semantic):
     assert 0.5 < forward < 1.0
 
 
+@pytest.mark.model
 def test_semantic_related_beats_unrelated_and_batching_changes_nothing(semantic):
     related, unrelated = semantic([("elevated blood pressure", "hypertension"), ("femur fracture", "hypertension")])
     assert related > unrelated
@@ -207,12 +209,14 @@ def _check_perfect(scores) -> None:
     assert (scores.na_agreement, scores.schema_valid_rate, scores.age_accuracy, scores.gender_accuracy) == (1, 1, 1, 1)
 
 
+@pytest.mark.model
 def test_perfect_predictions_score_one_everywhere(val_rows, semantic):
     golds = [Record(**row["summary"]) for row in val_rows[:12]]
     _check_perfect(score_records(golds, golds, semantic=semantic))
 
 
 @pytest.mark.parametrize("empty", [None, Record()], ids=["failed", "valid-all-na"])
+@pytest.mark.model
 def test_all_na_predictions_score_the_conventions(val_rows, semantic, empty):
     golds = [Record(**row["summary"]) for row in val_rows[:12]]
     scores = score_records([empty] * len(golds), golds, semantic=semantic)

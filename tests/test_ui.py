@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -31,6 +32,7 @@ def test_record_table_prints_values_as_written():
     assert "ward [a]/report.txt" in text
 
 
+@pytest.mark.model
 def test_terminal_shows_a_table_per_report():
     result = CliRunner().invoke(
         app, ["extract", "--threads", "1", str(SAMPLE)], env={"FORCE_COLOR": "1", "COLUMNS": "100"}

@@ -23,25 +23,70 @@ from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
 from edge_extract.reading import Report, text_sha256
 
+pytestmark = pytest.mark.model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float = 90.0) -> None:
+def wait_for(condition: Callable[[], bool], *, clock: ManualClock | None = None, timeout: float = 90.0) -> None:
+    """Wait for the inbox thread; with `clock`, let inbox time pass meanwhile (so files settle)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail("timed out waiting for the inbox")
-        time.sleep(0.1)
+        if clock is not None:
+            clock.advance(SETTLE / 4)
+        time.sleep(0.05)
+
+
+class ManualClock:
+    """Inbox time that moves only when the test moves it, so whether a file has settled never
+    depends on how fast this machine runs the inbox thread."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._reads = 0
+        self._changed = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._changed:
+            self._reads += 1
+            self._changed.notify_all()
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._changed:
+            self._now += seconds
+
+    def wait_for_polls(self, polls: int = 2) -> None:
+        """Until the inbox has read the time `polls` more times: it has looked at the files since."""
+        with self._changed:
+            target = self._reads + polls
+            if not self._changed.wait_for(lambda: self._reads >= target, timeout=30):
+                pytest.fail("the inbox stopped polling")
+
+
+SETTLE = 1.0
+"""The inbox's settle time, in manual-clock seconds."""
 
 
 class Running:
     """An Inbox in a background thread (as the CLI runs it in the foreground), stopped on exit."""
 
-    def __init__(self, inbox: Path, out: Path, extractor: Extractor, listener: Listener | None = None) -> None:
+    def __init__(
+        self, inbox: Path, out: Path, extractor: Extractor, clock: ManualClock, listener: Listener | None = None
+    ) -> None:
         self.stop = threading.Event()
         self.stats: InboxStats | None = None
         self.watcher = Inbox(
-            inbox, out, extractor=extractor, move_done=True, settle_seconds=1.0, poll_seconds=0.1, listener=listener
+            inbox,
+            out,
+            extractor=extractor,
+            move_done=True,
+            settle_seconds=SETTLE,
+            poll_seconds=0.02,
+            listener=listener,
+            clock=clock,
         )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -69,9 +114,11 @@ def test_inbox_waits_for_copies_moves_done_files_and_resumes(tmp_path: Path, ext
     inbox.mkdir()
     (inbox / "already here.txt").write_text(first, encoding="utf-8")
 
-    with Running(inbox, out, extractor) as running:
-        wait_for(lambda: (inbox / "done" / "already here.txt").exists())
-        # A slow copy: chunks 0.25 s apart, each gap well inside the 1 s settle time.
+    clock = ManualClock()
+    with Running(inbox, out, extractor, clock) as running:
+        wait_for(lambda: (inbox / "done" / "already here.txt").exists(), clock=clock)
+        # A slow copy: the inbox looks at the file between chunks, and the clock moves half the
+        # settle time from one chunk to the next: never long enough for a half copy to settle.
         target = inbox / "ward" / "slow copy.txt"
         target.parent.mkdir()
         data = slow.encode("utf-8")
@@ -79,11 +126,13 @@ def test_inbox_waits_for_copies_moves_done_files_and_resumes(tmp_path: Path, ext
             for start in range(0, len(data), len(data) // 5 + 1):
                 handle.write(data[start : start + len(data) // 5 + 1])
                 handle.flush()
-                time.sleep(0.25)
+                clock.wait_for_polls()
+                clock.advance(SETTLE / 2)
         (inbox / "empty.txt").write_bytes(b"")
-        wait_for(lambda: (inbox / "done" / "ward" / "slow copy.txt").exists())
+        wait_for(lambda: (inbox / "done" / "ward" / "slow copy.txt").exists(), clock=clock)
         wait_for(
-            lambda: "empty.txt" in (out / "errors.jsonl").read_text() if (out / "errors.jsonl").exists() else False
+            lambda: "empty.txt" in (out / "errors.jsonl").read_text() if (out / "errors.jsonl").exists() else False,
+            clock=clock,
         )
     assert running.stats == InboxStats(extracted=2, skipped=0, failed=1, moved=2)
 
@@ -100,8 +149,11 @@ def test_inbox_waits_for_copies_moves_done_files_and_resumes(tmp_path: Path, ext
     (inbox / "late.txt").write_text(late, encoding="utf-8")
     shutil.copy(inbox / "done" / "already here.txt", inbox / "already here.txt")
     (inbox / "empty.txt").unlink()
-    with Running(inbox, out, extractor) as running:
-        wait_for(lambda: (inbox / "done" / "late.txt").exists() and (inbox / "done" / "already here (2).txt").exists())
+    with Running(inbox, out, extractor, clock) as running:
+        wait_for(
+            lambda: (inbox / "done" / "late.txt").exists() and (inbox / "done" / "already here (2).txt").exists(),
+            clock=clock,
+        )
     assert running.stats == InboxStats(extracted=1, skipped=1, failed=0, moved=2)
     results = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r.id for r in results] == ["already here.txt", "late.txt", "ward/slow copy.txt"]
@@ -152,22 +204,23 @@ def test_inbox_survives_link_loops_vanishing_files_and_markup_in_names(tmp_path:
     (inbox / "self.txt").symlink_to(inbox / "self.txt")  # a link to itself, there from the start
     (inbox / "sub[").mkdir()
 
-    with Running(inbox, out, extractor, listener=_Vanishing()) as running:
+    clock = ManualClock()
+    with Running(inbox, out, extractor, clock, listener=_Vanishing()) as running:
         (inbox / "up").symlink_to(inbox, target_is_directory=True)  # dropped in: a folder link back to the inbox
         (inbox / "vanishing.txt").write_text(texts[0], encoding="utf-8")
         (inbox / "sub[" / "]y [draft].txt").write_text(texts[1], encoding="utf-8")  # shown as `sub[/]y [draft].txt`
-        wait_for(lambda: (inbox / "done" / "sub[" / "]y [draft].txt").exists())
+        wait_for(lambda: (inbox / "done" / "sub[" / "]y [draft].txt").exists(), clock=clock)
         (inbox / "after.txt").write_text(texts[2], encoding="utf-8")
-        wait_for(lambda: (inbox / "done" / "after.txt").exists())
+        wait_for(lambda: (inbox / "done" / "after.txt").exists(), clock=clock)
     assert running.stats is not None and running.stats.extracted == 3  # it kept watching to the end
     assert errors_by_id(out) == {"self.txt": "symlink_loop", "up": "symlink_loop", "vanishing.txt": "not_moved"}
     results = [Result.model_validate_json(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r.id for r in results] == ["after.txt", "sub[/]y [draft].txt", "vanishing.txt"]
 
     # A restart meets the same loops first thing, and still watches.
-    with Running(inbox, out, extractor, listener=_Vanishing()) as again:
+    with Running(inbox, out, extractor, clock, listener=_Vanishing()) as again:
         (inbox / "late.txt").write_text(texts[0], encoding="utf-8")
-        wait_for(lambda: (inbox / "done" / "late.txt").exists())
+        wait_for(lambda: (inbox / "done" / "late.txt").exists(), clock=clock)
     assert again.stats is not None and (again.stats.extracted, again.stats.moved) == (1, 1)
     assert errors_by_id(out) == {"self.txt": "symlink_loop", "up": "symlink_loop"}
 

@@ -119,7 +119,7 @@ def run(
 
         source = default_example_source(examples)
     extractor = load_model(model, threads=threads, strategy=strategy, examples=source)
-    model_name = extractor.runtime.model.manifest.name
+    model_name = extractor.manifest.name
     name = name or f"{model_name}-{strategy.value}"
     out = out or Path("eval-runs") / f"{data.stem}-{model_name}-{strategy.value}"
     try:

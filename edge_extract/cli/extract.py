@@ -21,7 +21,8 @@ from rich.table import Table
 from ..api import load_model
 from ..batch import Inputs, Listener, Summary, check_out, collect, run_batch, stop_on_signals
 from ..errors import ConfigError
-from ..pipeline import Decoder, Extractor, Result
+from ..generation import Decoder
+from ..pipeline import Extractor, Result
 from ..prompt import Strategy
 from ..reading import Report
 from ..ui import get_console, progress, record_table, stdout_console, summary_table

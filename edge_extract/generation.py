@@ -1,0 +1,107 @@
+"""The generator seam: prompt tokens in, the raw answer and its decoding statistics out.
+
+The pipeline knows only this protocol. edge-extract's schema-driven decoder and llama.cpp's
+JSON-schema grammar are its two implementations; tests replay scripted answers through it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from .decoding import DecodeStats, DecodingSettings, SchemaDecoder
+from .schema import record_json_schema
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+RETRY_PENALTY_STEP = 0.2
+"""A second attempt after an invalid answer decodes with a repeat penalty this much stronger than
+the model's own (1.1 -> 1.3 for the default): decoding is greedy, so the same settings would only
+write the same answer again."""
+
+
+class Decoder(str, Enum):
+    """How the answer is generated."""
+
+    schema = "schema"
+    """edge-extract's schema-driven decoding: skeleton fed, values generated (fast)."""
+    grammar = "grammar"
+    """llama-cpp-python's JSON-schema grammar (slow; the reference path)."""
+
+
+class Generator(Protocol):
+    """Prompt tokens in, the raw answer and what decoding it cost out."""
+
+    decoder: Decoder
+    """Recorded with every result."""
+    settings: DecodingSettings
+    """The settings it was made with: recorded with every result, part of the resume key."""
+
+    def generate(self, tokens: Sequence[int], *, retry: bool = False) -> tuple[str, DecodeStats]:
+        """The answer to a prompt that ends where the answer starts.
+
+        Args:
+            retry: the previous answer to this prompt was invalid: decode with a stronger repeat
+                penalty (the stats say which one was used).
+
+        Raises:
+            GenerationError: the model could not produce an answer.
+        """
+        ...
+
+
+def retry_penalty(settings: DecodingSettings) -> float:
+    # Rounded so that records say 1.3, not 1.3000000000000003.
+    return round(settings.repeat_penalty + RETRY_PENALTY_STEP, 6)
+
+
+class SchemaGenerator:
+    """edge-extract's schema-driven decoding (decoding.SchemaDecoder), with the model's settings."""
+
+    decoder = Decoder.schema
+
+    def __init__(self, runtime: Runtime, *, settings: DecodingSettings) -> None:
+        self.settings = settings
+        retry = settings.model_copy(update={"repeat_penalty": retry_penalty(settings)})
+        self._decoders = {
+            False: SchemaDecoder(runtime, settings=settings),
+            True: SchemaDecoder(runtime, settings=retry),
+        }
+
+    def generate(self, tokens: Sequence[int], *, retry: bool = False) -> tuple[str, DecodeStats]:
+        values, stats = self._decoders[retry].decode(tokens)
+        return json.dumps(values, ensure_ascii=False), stats
+
+
+class GrammarGenerator:
+    """llama-cpp-python's own greedy sampling under its JSON-schema grammar.
+
+    A reference path: the first attempt runs llama.cpp's stock sampling with no repeat penalty, so
+    none of `settings` applies but the retry's penalty.
+    """
+
+    decoder = Decoder.grammar
+
+    def __init__(self, runtime: Runtime, *, settings: DecodingSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+
+    def generate(self, tokens: Sequence[int], *, retry: bool = False) -> tuple[str, DecodeStats]:
+        penalty = retry_penalty(self.settings) if retry else 1.0
+        text, generated = self.runtime.complete(
+            tokens,
+            max_tokens=self.runtime.n_ctx - len(tokens),
+            grammar_schema=record_json_schema(),
+            repeat_penalty=penalty,
+        )
+        return text, DecodeStats(generated_tokens=generated, prompt_tokens=len(tokens), repeat_penalty=penalty)
+
+
+def make_generator(decoder: Decoder, runtime: Runtime, *, settings: DecodingSettings) -> Generator:
+    """The generator of a decoder, on a loaded model."""
+    if decoder is Decoder.grammar:
+        return GrammarGenerator(runtime, settings=settings)
+    return SchemaGenerator(runtime, settings=settings)
