@@ -311,6 +311,7 @@ def train(config: TrainConfig) -> TrainResult:
     losses: list[float] = state.get("losses", [])
     val_losses: list[tuple[int, float]] = [tuple(v) for v in state.get("val_losses", [])]
     seconds_before = state.get("seconds", 0.0)
+    step_seconds: list[float] = state.get("step_seconds", [])
     autocast_note = ", bf16 autocast" if config.autocast == "bfloat16" else ""
     console.print(
         f"train: {len(train_set)} examples, {steps} steps x {per_step} examples, "
@@ -324,6 +325,7 @@ def train(config: TrainConfig) -> TrainResult:
         last = min(steps, config.stop_at or steps)
         task = bar.add_task("train", total=last, completed=done, current="")
         for step in range(done + 1, last + 1):
+            step_started = time.perf_counter()
             step_loss = 0.0
             for micro in range(config.grad_accum):
                 first = ((step - 1) * config.grad_accum + micro) * config.batch_size
@@ -343,6 +345,7 @@ def train(config: TrainConfig) -> TrainResult:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(step_loss)
+            step_seconds.append(round(time.perf_counter() - step_started, 3))
             bar.update(task, advance=1, current=f"loss {step_loss:.3f}")
             if step % config.log_every == 0 or step == last:
                 bar.console.print(
@@ -363,6 +366,7 @@ def train(config: TrainConfig) -> TrainResult:
                     "step": step,
                     "losses": losses,
                     "val_losses": val_losses,
+                    "step_seconds": step_seconds,
                     "seconds": seconds_before + time.perf_counter() - started,
                 }
                 _save_checkpoint(paths.root / CHECKPOINT, model, optimizer, scheduler, loop_state)
@@ -380,6 +384,7 @@ def train(config: TrainConfig) -> TrainResult:
         "val_losses": val_losses,
         "seconds": round(seconds, 2),
         "seconds_per_example": round(seconds / max(len(losses) * per_step, 1), 4),
+        "step_seconds": step_seconds,
         "device": device,
         "dtype": str(dtype).removeprefix("torch."),
         "autocast": config.autocast,

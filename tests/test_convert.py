@@ -122,6 +122,20 @@ def _build_base(folder: Path, texts: list[str]) -> None:
     LlamaForCausalLM(config).save_pretrained(folder)
 
 
+def _tiny_run(tmp_path: Path, rows: list[dict], *, n_train: int, n_val: int) -> tuple[list[dict], Path, Path, Path]:
+    """The shortest reports as train and val files, and a tiny base model whose vocabulary knows them."""
+    examples = _short_examples(rows, n_train + n_val)
+    train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    train_file.write_text("".join(json.dumps(row) + "\n" for row in examples[:n_train]))
+    val_file.write_text("".join(json.dumps(row) + "\n" for row in examples[n_train:]))
+    texts = [
+        prompt.text + completion
+        for prompt, completion in (render_training_text(Example.model_validate(row), chat="chatml") for row in examples)
+    ]
+    _build_base(tmp_path / "base", texts)
+    return examples, train_file, val_file, tmp_path / "base"
+
+
 def _gguf_logits(path: Path, ids: list[int], *, lora: Path | None = None) -> np.ndarray:
     import llama_cpp
 
@@ -165,16 +179,7 @@ def test_pipeline_end_to_end_on_cpu(tmp_path: Path, train_rows: list[dict]) -> N
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(1)
-    examples = _short_examples(train_rows, 8)
-    train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
-    train_file.write_text("".join(json.dumps(row) + "\n" for row in examples[:6]))
-    val_file.write_text("".join(json.dumps(row) + "\n" for row in examples[6:]))
-    texts = [
-        prompt.text + completion
-        for prompt, completion in (render_training_text(Example.model_validate(row), chat="chatml") for row in examples)
-    ]
-    base = tmp_path / "base"
-    _build_base(base, texts)
+    examples, train_file, val_file, base = _tiny_run(tmp_path, train_rows, n_train=6, n_val=2)
     run = tmp_path / "run"
     config_file = tmp_path / "run.json"
     config_file.write_text(
@@ -362,16 +367,7 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: li
     import torch
     from safetensors.torch import load_file
 
-    examples = _short_examples(train_rows, 6)
-    train_file, val_file = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
-    train_file.write_text("".join(json.dumps(row) + "\n" for row in examples[:5]))
-    val_file.write_text("".join(json.dumps(row) + "\n" for row in examples[5:]))
-    texts = [
-        prompt.text + completion
-        for prompt, completion in (render_training_text(Example.model_validate(row), chat="chatml") for row in examples)
-    ]
-    base = tmp_path / "base"
-    _build_base(base, texts)
+    _, train_file, val_file, base = _tiny_run(tmp_path, train_rows, n_train=5, n_val=1)
     runs = {}
     for name in ("whole", "killed"):
         config = tmp_path / f"{name}.json"

@@ -6,9 +6,10 @@
 #   convert/recipes/gemma-3-270m-elmtex-gpu.sh BASE_DIR DATA_ROOT OUT [SECONDS]
 #
 # BASE_DIR: the from-gguf checkpoint of the embedded GGUF; DATA_ROOT: folders main/ noinj/ s1500/
-# s585/ made by `prepare` (see docs/convert.md, "Training on a GPU"); OUT: one .tgz per run
+# s585/ made by `prepare` (docs/convert.md, "Training on a GPU machine without network"); OUT: one .tgz per run
 # (adapter in float16, train_config.json, metrics.json, loss.png). SECONDS bounds all runs
-# (default 420): a run stopped by it leaves its latest checkpoint, packed instead.
+# (default 420): a run stopped by it leaves its latest checkpoint, packed instead (its adapter only:
+# the optimizer state would not fit what a lent GPU machine sends back).
 set -uo pipefail
 base=$1 data=$2 out=$3 limit=${4:-420}
 python=${PYTHON:-python3}

@@ -4,9 +4,9 @@
 #   convert/recipes/gemma-3-270m-elmtex.sh
 #
 # One pipeline run of gemma-3-270m-elmtex.toml: 300 steps of 16 examples (4,800 passes). On one H200
-# the steps took 320 s beside three other runs; on 2 CPU threads with bf16 autocast, count 4-6 s per
-# example on a quiet machine (benchmarks/training.py), about 6-8 hours: it resumes where it stopped
-# when run again. The result is registered in the user models folder; copy it into models/ with
+# the steps took 320 s beside three other runs; on a CPU with bf16 autocast, 6.5 s per example with
+# one thread beside another job (docs/performance.md), so plan most of a working day: it resumes
+# where it stopped when run again. The result is registered in the user models folder; copy it into models/ with
 # `edge-extract-convert register ... --models-dir models` to ship it. On a CUDA machine pass
 # EDGE_EXTRACT_TRAIN_ARGS="--set batch_size=4 --set grad_accum=4" (the same 16 examples per step).
 set -euo pipefail
