@@ -15,6 +15,9 @@ from collections.abc import Callable, Sequence
 
 from edge_extract.schema import Example
 
+INJECTED = "#injected"
+"""Suffix of an injected copy's id (the original id before it)."""
+
 FAKE_AGES = ("999 years", "1 year", "120 years", "0 days")
 FAKE_TEXTS = (
     "no abnormality",
@@ -84,5 +87,5 @@ def injected_variants(examples: Sequence[Example], *, fraction: float, seed: int
         donor = examples[(index + rng.randrange(1, len(examples))) % len(examples)]
         payload = rng.choice(PAYLOADS)(_fake_answer(donor, rng), rng.choice(FAKE_TEXTS), rng)
         report = inject(example.report, payload, rng)
-        variants.append(example.model_copy(update={"id": f"{example.id}#injected", "report": report}))
+        variants.append(example.model_copy(update={"id": f"{example.id}{INJECTED}", "report": report}))
     return variants

@@ -27,7 +27,7 @@ from edge_extract.schema import Example
 from edge_extract.ui import get_console
 
 from .errors import ConvertError
-from .injections import injected_variants
+from .injections import INJECTED, injected_variants
 from .presets import TrainConfig, base_checkpoint, run_paths
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def prepare(config: TrainConfig, *, tokenizer: PreTrainedTokenizerBase) -> Prepa
         too_long=len(train_rows) + len(val_rows) - len(lengths),
         train=len(kept_train),
         val=len(kept_val),
-        injected=sum(1 for row in kept_train if row["id"] and row["id"].endswith("#injected")),
+        injected=sum(1 for row in kept_train if row["id"] and row["id"].endswith(INJECTED)),
         max_tokens=max(lengths),
         mean_tokens=round(sum(lengths) / len(lengths), 1),
         pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,

@@ -7,8 +7,8 @@ Writes into <out_dir>/adapter/: the PEFT adapter (adapter_model.safetensors, ada
 train_config.json (the resolved settings; `--config` reads it back), loss.png, and metrics.json
 (loss per step, validation losses, device, library versions), written last as the marker that
 the run finished. A stopped run continues from <out_dir>/checkpoint with the same command. Every
-step checks that the loss and the gradient norm are finite and aborts
-with NonFiniteError otherwise, so a diverged run never ships NaN adapter weights.
+step checks that the loss and the gradient norm are finite and aborts with NonFiniteError
+otherwise, so a diverged run never ships NaN adapter weights.
 """
 
 from __future__ import annotations

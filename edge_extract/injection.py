@@ -55,12 +55,15 @@ MIN_KEYS = 3
 MATCH = 90
 """rapidfuzz partial_ratio at which a value counts as found in a stretch of text."""
 
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+"""A blank line (spaces allowed): where a passage ends."""
+
 
 def _passage(text: str, start: int, end: int) -> tuple[int, int]:
     """The stretch around a match: from its line's start to the next blank line (or the end)."""
     begin = text.rfind("\n", 0, start) + 1
-    stop = text.find("\n\n", end)
-    return begin, len(text) if stop < 0 else stop
+    stop = PARAGRAPH_BREAK.search(text, end)
+    return begin, len(text) if stop is None else stop.start()
 
 
 def suspicious_passages(text: str) -> list[tuple[int, int]]:
@@ -80,16 +83,18 @@ def suspicious_passages(text: str) -> list[tuple[int, int]]:
 
 def _paragraphs(text: str) -> Iterator[tuple[int, int]]:
     start = 0
-    for match in re.finditer(r"\n\s*\n", text):
+    for match in PARAGRAPH_BREAK.finditer(text):
         yield start, match.start()
         start = match.end()
     yield start, len(text)
 
 
-def _found(item: str, text: str) -> bool:
-    if not text:
+def _found(item: str, folded_text: str) -> bool:
+    """Whether an item occurs in a text already casefolded (once per record, not per item)."""
+    if not folded_text:
         return False
-    return item.casefold() in text.casefold() or fuzz.partial_ratio(item, text, processor=str.casefold) >= MATCH
+    item = item.casefold()
+    return item in folded_text or fuzz.partial_ratio(item, folded_text) >= MATCH
 
 
 def values_from_passages(report: str, record: Record) -> list[str]:
@@ -97,13 +102,13 @@ def values_from_passages(report: str, record: Record) -> list[str]:
     spans = suspicious_passages(report)
     if not spans:
         return []
-    inside = "\n".join(report[begin:end] for begin, end in spans)
+    inside = "\n".join(report[begin:end] for begin, end in spans).casefold()
     outside, last = [], 0
     for begin, end in spans:
         outside.append(report[last:begin])
         last = end
     outside.append(report[last:])
-    rest = "\n".join(outside)
+    rest = "\n".join(outside).casefold()
     fields = []
     for name, value in record.values().items():
         if name == "gender":

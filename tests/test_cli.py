@@ -86,16 +86,22 @@ def test_missing_report_file(tmp_path: Path):
     assert "no such file" in result.output
 
 
-@pytest.mark.model
-def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tmp_path: Path, monkeypatch):
+def _cached_copy(default_gguf: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the default GGUF in a cache folder of its own, which edge-extract then uses."""
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)
-    broken = cache / "models" / default_gguf.name
-    shutil.copyfile(default_gguf, broken)
+    copy = cache / "models" / default_gguf.name
+    shutil.copyfile(default_gguf, copy)
+    monkeypatch.setenv("EDGE_EXTRACT_CACHE", str(cache))
+    return copy
+
+
+@pytest.mark.model
+def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tmp_path: Path, monkeypatch):
+    broken = _cached_copy(default_gguf, tmp_path, monkeypatch)
     with broken.open("r+b") as handle:  # flip bytes in the middle of the weights
         handle.seek(100_000_000)
         handle.write(b"\x00" * 64)
-    monkeypatch.setenv("EDGE_EXTRACT_CACHE", str(cache))
     verify = runner.invoke(app, ["models", "verify"])
     assert verify.exit_code == 4
     assert "corrupted" in verify.output
@@ -106,11 +112,7 @@ def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tm
 
 @pytest.mark.model
 def test_bit_rot_after_a_good_check_is_refused_at_load(default_gguf: Path, tmp_path: Path, monkeypatch):
-    cache = tmp_path / "cache"
-    (cache / "models").mkdir(parents=True)
-    model = cache / "models" / default_gguf.name
-    shutil.copyfile(default_gguf, model)
-    monkeypatch.setenv("EDGE_EXTRACT_CACHE", str(cache))
+    model = _cached_copy(default_gguf, tmp_path, monkeypatch)
     good = invoke(str(SAMPLE), "--json")  # a load that checked the file (and once left a stamp beside it)
     assert good.exit_code == 0, good.output
     assert Result.model_validate_json(good.stdout).provenance.model_sha256 == sha256_file(model)

@@ -20,7 +20,8 @@ REPORT = "A 45-year-old man presented with fever and cough.\nChest X-ray showed 
 def _reports(path) -> list[str]:
     if not path.is_file():
         pytest.skip(f"shared data not found at {path}")
-    return [json.loads(line).get("report") or json.loads(line)["text"] for line in path.read_text().splitlines()]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [row.get("report") or row["text"] for row in rows]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
