@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from edge_extract.cli._app import one_line_errors
+from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
 from edge_extract.ui import get_console
 
 from .presets import PRESETS, TrainConfig, load_config
@@ -160,7 +161,7 @@ def register_command(
     model: str = typer.Argument(..., help="The GGUF file, or a registered base model for --adapter."),
     chat: str | None = typer.Option(None, "--chat", help="Prompt format: gemma, llama3 or chatml."),
     adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter to apply at load time."),
-    context_size: int = typer.Option(8192, "--context-size", min=512),
+    context_size: int = typer.Option(DEFAULT_CONTEXT_SIZE, "--context-size", min=MIN_CONTEXT_SIZE),
     description: str = typer.Option("", "--description", help="One line for `edge-extract models list`."),
     models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
     decoding: list[str] = typer.Option(
@@ -171,7 +172,7 @@ def register_command(
     from pydantic import ValidationError
 
     from edge_extract.decoding import DecodingSettings
-    from edge_extract.registry import Registry
+    from edge_extract.models.registry import Registry
 
     from .register import register
 

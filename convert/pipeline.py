@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_extract.registry import Manifest, Registry
+from edge_extract.models.manifest import Manifest
+from edge_extract.models.registry import Registry
 
 from . import prepare, train_lora
 from .from_gguf import from_gguf

@@ -17,14 +17,13 @@ from statistics import fmean
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, InputError
-from .files import atomic_write_text
+from .files import atomic_write_text, sha256_file
 from .metrics import ENCODER, ITEM_THRESHOLD, TEXT_FIELDS, PairScorer, Scores, score_records
 from .output import append_jsonl
 from .pipeline import Extractor, Result
 from .reading import Report, read_path
-from .registry import sha256_file
 from .schema import FIELDS, Record
 
 PREDICTIONS = "predictions.jsonl"

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import typer
 from rich.markup import escape
 
-from .. import __version__
+from .._version import __version__
 from ..errors import EdgeExtractError
 from ..ui import get_console
 
