@@ -160,18 +160,18 @@ def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: E
         return run_batch(collect([str(folder)]), extractor=with_extractor, out=out, force=force)
 
     first = run()
-    assert (first.done, first.skipped, first.failed) == (2, 0, 0)
-    assert (run().done, run().skipped) == (0, 2)  # nothing changed: nothing re-runs
+    assert (first.extracted, first.skipped, first.failed) == (2, 0, 0)
+    assert (run().extracted, run().skipped) == (0, 2)  # nothing changed: nothing re-runs
 
     (folder / "r1.txt").write_text(rows[1]["report"] + "\nAddendum: afebrile on day 3.", encoding="utf-8")
     edited = run()
-    assert (edited.done, edited.skipped) == (1, 1)
+    assert (edited.extracted, edited.skipped) == (1, 1)
 
     generator = SchemaGenerator(extractor.runtime, settings=DecodingSettings(repeat_penalty=1.2))
     stricter = Extractor(extractor.runtime, generator, manifest=extractor.manifest)
     assert stricter.fingerprint != extractor.fingerprint
-    assert run(stricter).done == 2  # other decoding settings may give other records
-    assert run(stricter, force=True).done == 2
+    assert run(stricter).extracted == 2  # other decoding settings may give other records
+    assert run(stricter, force=True).extracted == 2
 
     results, rows_csv, _ = read_outputs(out)
     assert [r.id for r in results] == ["r0.txt", "r1.txt"] and len(rows_csv) == 2
@@ -193,12 +193,12 @@ def test_stop_request_finishes_the_current_report_then_resumes(tmp_path: Path, e
         return len(asked) > 1
 
     stopped = run_batch(collect([str(folder)]), extractor=extractor, out=out, should_stop=stop_after_first)
-    assert stopped.interrupted and stopped.done == 1
+    assert stopped.interrupted and stopped.extracted == 1
     assert not (out / "summary.json").exists()  # no completion marker for an unfinished run
     results, _, _ = read_outputs(out)
     assert [r.id for r in results] == ["r0.txt"]
     resumed = run_batch(collect([str(folder)]), extractor=extractor, out=out)
-    assert (resumed.done, resumed.skipped, resumed.interrupted) == (1, 1, False)
+    assert (resumed.extracted, resumed.skipped, resumed.interrupted) == (1, 1, False)
     assert json.loads((out / "summary.json").read_text())["complete"] is True
 
 
@@ -363,7 +363,7 @@ def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path:
 
     first = run_batch(collect([str(folder)]), extractor=extractor, out=out)
 
-    assert (first.done, first.failed) == (4, 0)
+    assert (first.extracted, first.failed) == (4, 0)
     for report_id, text in zip(ids, [texts[2], texts[3], texts[0], texts[1]]):
         written = Result.model_validate_json(output_path(out, report_id).read_text())
         assert written.id == report_id and written.provenance.input_sha256 == text_sha256(text)
@@ -373,7 +373,7 @@ def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path:
     for row in csv_rows:
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
     again = run_batch(collect([str(folder)]), extractor=extractor, out=out)
-    assert (again.done, again.skipped) == (0, 4)  # each record found again: nothing re-runs
+    assert (again.extracted, again.skipped) == (0, 4)  # each record found again: nothing re-runs
 
 
 @pytest.mark.model
