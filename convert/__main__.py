@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from edge_extract.cli._app import one_line_errors
+from edge_extract.cli.exits import one_line_errors
 from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
 from edge_extract.ui import get_console
 
@@ -78,9 +78,9 @@ def pipeline_command(
     config: Path | None = CONFIG_OPTION, preset: str | None = PRESET_OPTION, overrides: list[str] = SET_OPTION
 ) -> None:
     """All steps, from the base model to a registered GGUF."""
-    from .pipeline import run_pipeline
+    from .run_all import run_all
 
-    manifest = run_pipeline(_config(config, preset, overrides))
+    manifest = run_all(_config(config, preset, overrides))
     get_console().print(f"done: edge-extract extract --model {manifest.name} REPORT", soft_wrap=True)
 
 

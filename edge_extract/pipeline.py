@@ -1,4 +1,5 @@
-"""One report through the five steps (read -> prompt -> generate -> validate -> write) -> Result."""
+"""A read Report -> prompt -> generate -> validate -> Result. Reading the report and writing the
+Result are the callers' steps (reading.py; output.py and batch.py)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ from ..pipeline import Extractor, Result
 from ..prompt import Strategy
 from ..reading import Report
 from ..ui import get_console, progress, record_table, stdout_console, totals_table
-from ._app import MODEL_OPTION, THREADS_OPTION, app, fail, one_line_errors
+from ._app import MODEL_OPTION, THREADS_OPTION, app
+from .exits import fail, one_line_errors
 
 OUT_SUFFIX = "-extracted"
 """--next-to-input writes `<input>-extracted/` beside a single dropped file or folder."""

@@ -13,7 +13,8 @@ from ..errors import ModelError
 from ..models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
 from ..models.registry import Registry
 from ..ui import get_console
-from ._app import app, one_line_errors
+from ._app import app
+from .exits import one_line_errors
 
 models_app = typer.Typer(help="List, check and add models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")

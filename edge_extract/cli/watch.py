@@ -15,7 +15,8 @@ from ..output import ErrorLine
 from ..pipeline import Result
 from ..reading import Report
 from ..ui import get_console, totals_table
-from ._app import MODEL_OPTION, THREADS_OPTION, app, one_line_errors
+from ._app import MODEL_OPTION, THREADS_OPTION, app
+from .exits import one_line_errors
 
 
 class _LineListener(Listener):
