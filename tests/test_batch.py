@@ -21,6 +21,7 @@ from edge_extract import batch as batch_module
 from edge_extract.batch import Inputs, collect, run_batch
 from edge_extract.cli import app
 from edge_extract.decoding import DecodingSettings
+from edge_extract.files import TEMP_FILE, remove_temp_files, replacing, temp_path
 from edge_extract.generation import SchemaGenerator
 from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
@@ -441,3 +442,22 @@ def test_a_base_install_fails_only_the_files_that_need_an_extra(
     results, _, errors = read_outputs(tmp_path / "out")
     assert [r.id for r in results] == ["note.txt"] and results[0].status == "ok"
     assert [(e["id"], e["kind"]) for e in errors] == [("letter.docx", "missing_extra")]
+
+
+def test_replacing_is_all_or_nothing_and_its_temp_files_are_swept(tmp_path: Path):
+    target = tmp_path / "models" / "m.gguf"
+    with replacing(target) as tmp:
+        assert TEMP_FILE.match(tmp.name)  # the name the sweep of the next run looks for
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError), replacing(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("the converter failed")
+    assert target.read_bytes() == b"new" and list(target.parent.iterdir()) == [target]
+
+    leftover = temp_path(target)
+    leftover.write_bytes(b"half")  # what a kill inside the block leaves
+    kept = target.parent / ".m.gguf.a1b2c3d4.tmp"  # not ours
+    kept.write_bytes(b"")
+    remove_temp_files(tmp_path)
+    assert sorted(path.name for path in target.parent.iterdir()) == [kept.name, "m.gguf"]
