@@ -1,9 +1,10 @@
 """Inbox mode: extract each file dropped into a folder once it has finished copying.
 
 watchdog reports new and changed files; a file is read only after its size and modification time
-have stayed the same for `settle_seconds` (a copy in progress keeps changing them). Results go
-through batch.OutputFolder, so the resume rules are the batch's: a restart skips what is done,
-and a kill loses at most the report being extracted. A file that cannot be read or moved (a link
+have stayed the same for `settle_seconds` (a copy in progress keeps changing them). Each report
+goes through the batch's own per-report step (batch.extract_report) into a batch.OutputFolder,
+so the resume rules are the batch's: a restart skips what is done, and a kill loses at most the
+report being extracted. A file that cannot be read or moved (a link
 loop, a file deleted while it was extracted) is one error line; the inbox keeps watching.
 """
 
