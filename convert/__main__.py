@@ -16,7 +16,8 @@ from pathlib import Path
 
 import typer
 
-from edge_extract.cli._app import one_line_errors
+from edge_extract.cli.exits import one_line_errors
+from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
 from edge_extract.ui import get_console
 
 from .presets import PRESETS, TrainConfig, load_config
@@ -77,9 +78,9 @@ def pipeline_command(
     config: Path | None = CONFIG_OPTION, preset: str | None = PRESET_OPTION, overrides: list[str] = SET_OPTION
 ) -> None:
     """All steps, from the base model to a registered GGUF."""
-    from .pipeline import run_pipeline
+    from .run_all import run_all
 
-    manifest = run_pipeline(_config(config, preset, overrides))
+    manifest = run_all(_config(config, preset, overrides))
     get_console().print(f"done: edge-extract extract --model {manifest.name} REPORT", soft_wrap=True)
 
 
@@ -160,7 +161,7 @@ def register_command(
     model: str = typer.Argument(..., help="The GGUF file, or a registered base model for --adapter."),
     chat: str | None = typer.Option(None, "--chat", help="Prompt format: gemma, llama3 or chatml."),
     adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter to apply at load time."),
-    context_size: int = typer.Option(8192, "--context-size", min=512),
+    context_size: int = typer.Option(DEFAULT_CONTEXT_SIZE, "--context-size", min=MIN_CONTEXT_SIZE),
     description: str = typer.Option("", "--description", help="One line for `edge-extract models list`."),
     models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
     decoding: list[str] = typer.Option(
@@ -171,7 +172,7 @@ def register_command(
     from pydantic import ValidationError
 
     from edge_extract.decoding import DecodingSettings
-    from edge_extract.registry import Registry
+    from edge_extract.models.registry import Registry
 
     from .register import register
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_extract.registry import Registry
+from edge_extract.models.registry import Registry
 from edge_extract.ui import get_console
 
 from .errors import ConvertError

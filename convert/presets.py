@@ -23,6 +23,7 @@ from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
 from edge_extract.decoding import DecodingSettings
+from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE
 
 from .errors import ConvertError
 
@@ -110,7 +111,7 @@ class TrainConfig:
     gguf_type: Literal["f32", "f16", "bf16", "q8_0"] = "f16"
     quant: Literal["Q4_K_M", "Q8_0"] | None = "Q4_K_M"
     ship: Literal["merged", "adapter"] = "merged"
-    context_size: int = 8192
+    context_size: int = DEFAULT_CONTEXT_SIZE
     decoding: DecodingSettings = dataclasses.field(default_factory=DecodingSettings)
 
     @property

@@ -10,14 +10,15 @@ adapter applies to; an embedded (PyPI) base stays where it is and is shared, not
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from edge_extract.decoding import DecodingSettings
+from edge_extract.files import replacing, sha256_file
+from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, Manifest
+from edge_extract.models.registry import Registry
 from edge_extract.prompt import CHAT_FORMATS
-from edge_extract.registry import Manifest, Registry, sha256_file
-from edge_extract.runtime import check_gguf
+from edge_extract.runtime import check_gguf, has_gguf_magic
 from edge_extract.ui import get_console
 
 from .errors import ConvertError
@@ -28,10 +29,8 @@ def _copy_in(source: Path, folder: Path, root: Path) -> str:
     """Copy a file into `folder` (atomically; skipped when it is already there); its path relative to `root`."""
     target = folder / source.name
     if source.resolve() != target.resolve():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            shutil.copyfile(source, tmp)
     return target.relative_to(root).as_posix()
 
 
@@ -41,7 +40,7 @@ def register(
     *,
     chat: str | None = None,
     adapter: Path | None = None,
-    context_size: int = 8192,
+    context_size: int = DEFAULT_CONTEXT_SIZE,
     description: str = "",
     decoding: DecodingSettings | None = None,
     registry: Registry | None = None,
@@ -88,6 +87,5 @@ def check_gguf_adapter(path: Path) -> None:
     """Refuse a file that is not a GGUF (a PEFT folder given by mistake, say)."""
     if not path.is_file():
         raise ConvertError(f"no such adapter file: {path}")
-    with path.open("rb") as handle:
-        if handle.read(4) != b"GGUF":
-            raise ConvertError(f"{path.name} is not a GGUF adapter: convert it with the adapter step first")
+    if not has_gguf_magic(path):
+        raise ConvertError(f"{path.name} is not a GGUF adapter: convert it with the adapter step first")

@@ -10,10 +10,10 @@ Each writes to a temporary name first, so a failed step never leaves a file that
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
 from typing import Literal
 
+from edge_extract.files import replacing
 from edge_extract.ui import get_console
 
 from .errors import ConvertError
@@ -26,21 +26,12 @@ QUANT_FTYPES: dict[str, int] = {"Q8_0": 7, "Q4_K_M": 15}
 """llama.cpp's LLAMA_FTYPE_MOSTLY_* numbers of the quantizations we ship."""
 
 
-def _partial(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(f".{out.name}.{os.getpid()}.part")
-
-
 def hf_to_gguf(model_dir: Path, out: Path, *, outtype: OutType = "f16") -> Path:
     """A HF checkpoint folder (weights, config, tokenizer files) as one GGUF file."""
     if not (model_dir / "config.json").is_file():
         raise ConvertError(f"{model_dir} is not a HF checkpoint (no config.json)")
-    tmp = _partial(out)
-    try:
+    with replacing(out) as tmp:
         run_script("convert_hf_to_gguf.py", [str(model_dir), "--outfile", str(tmp), "--outtype", outtype])
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     get_console().print(f"gguf: {model_dir} -> {out} ({outtype}, {out.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
     return out
 
@@ -49,13 +40,9 @@ def adapter_to_gguf(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: Ou
     """A PEFT LoRA adapter as a GGUF adapter; `base_dir` needs only the base's config.json."""
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ConvertError(f"no PEFT adapter in {adapter_dir}: run the train step first")
-    tmp = _partial(out)
-    try:
+    with replacing(out) as tmp:
         args = [str(adapter_dir), "--base", str(base_dir), "--outfile", str(tmp), "--outtype", outtype]
         run_script("convert_lora_to_gguf.py", args)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     get_console().print(f"adapter: {adapter_dir} -> {out} ({outtype})", soft_wrap=True)
     return out
 
@@ -73,14 +60,10 @@ def quantize(
     params.ftype = QUANT_FTYPES[qtype]
     params.nthread = threads
     params.allow_requantize = allow_requantize
-    tmp = _partial(out)
-    try:
+    with replacing(out) as tmp:
         status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             hint = "" if allow_requantize else " (an already-quantized input needs --allow-requantize)"
             raise ConvertError(f"llama.cpp could not quantize {source.name} to {qtype}{hint}")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     get_console().print(f"quantize: {source} -> {out} ({qtype}, {out.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
     return out

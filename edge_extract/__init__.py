@@ -9,10 +9,9 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .api import extract, load_model  # noqa: E402
-from .pipeline import Extractor, Result  # noqa: E402
-from .schema import FIELDS, Record  # noqa: E402
+from ._version import __version__
+from .api import extract, load_model
+from .pipeline import Extractor, Result
+from .schema import FIELDS, Record
 
 __all__ = ["FIELDS", "Extractor", "Record", "Result", "__version__", "extract", "load_model"]

@@ -6,10 +6,10 @@ import os
 
 from .decoding import DecodingSettings
 from .generation import Decoder, make_generator
+from .models.registry import Registry
 from .pipeline import ExampleSource, Extractor, Result
 from .prompt import Strategy
 from .reading import Report, text_sha256
-from .registry import Registry
 from .runtime import LoadSettings, Runtime, physical_cores
 
 

@@ -5,8 +5,8 @@ What a batch leaves in OUT:
     <relative path>.json           one per report, written atomically (temp file + rename)
     results.jsonl, results.csv     one line / row per report, rewritten whole at the end of a run
     errors.jsonl                   one line per input without a record, and why
-    summary.json                   written last when a run completes: its presence says the tables are final,
-                                   its `complete` that every report's file was written
+    summary.json                   the completion marker, written last when a run completes: its presence says
+                                   the tables are final, its `complete` that every report's file was written
     .edge-extract/journal.jsonl    one line per finished report (id, input sha256, fingerprint), append + fsync
     .edge-extract/lock             held while a run writes into OUT
 
@@ -35,13 +35,13 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError, InputError, OutputError
-from .files import STATE_DIR, TEMP_FILE, atomic_write_text
+from .files import STATE_DIR, atomic_write_text, remove_temp_files
 from .output import (
     ErrorLine,
     append_jsonl,
     output_path,
-    read_jsonl,
     read_result,
+    repair_jsonl,
     write_csv,
     write_jsonl,
     write_result,
@@ -52,7 +52,7 @@ from .reading import Report, list_folder, printable, read_path, read_stdin
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
 ERRORS_JSONL = "errors.jsonl"
-SUMMARY_JSON = "summary.json"
+COMPLETION_MARKER = "summary.json"
 
 
 class JournalEntry(BaseModel):
@@ -150,25 +150,27 @@ class Listener:
 
 
 @dataclass
-class Summary:
-    """How a run went.
+class RunStats:
+    """How a batch run or an inbox session went.
 
     Attributes:
-        done: reports extracted by this run (ok or failed).
-        skipped: reports already done by an earlier run.
+        extracted: reports extracted by this run (ok or failed).
+        skipped: reports already done by an earlier run (or dropped into an inbox again).
         failed: inputs without a record: unreadable inputs plus failed extractions of this run.
         unwritten: reports of this run whose file could not be written (also counted in failed).
+        moved: inbox inputs moved to done/ (a batch moves none).
         interrupted: the run stopped before the last report (Ctrl-C, SIGTERM).
         extraction_seconds: model time of the reports extracted by this run.
         elapsed_seconds: wall time of the run.
         flagged: records in OUT per flag kind (`loop`, `capped`, `suspected_injection`, ...), this
-            run's and earlier ones': what a person should look at.
+            run's and earlier ones': what a person should look at (counted at the end of a batch).
     """
 
-    done: int = 0
+    extracted: int = 0
     skipped: int = 0
     failed: int = 0
     unwritten: int = 0
+    moved: int = 0
     interrupted: bool = False
     extraction_seconds: float = 0.0
     elapsed_seconds: float = 0.0
@@ -176,7 +178,7 @@ class Summary:
 
     @property
     def seconds_per_report(self) -> float:
-        return self.extraction_seconds / self.done if self.done else 0.0
+        return self.extraction_seconds / self.extracted if self.extracted else 0.0
 
 
 def check_out(out: Path, *, force: bool = False) -> None:
@@ -228,17 +230,15 @@ class OutputFolder:
 
     def _load(self) -> None:
         """Read the journal (repairing a torn last line) and clear temp files a kill left behind."""
-        for row in read_jsonl(self.journal_path):
+        for row in repair_jsonl(self.journal_path):
             try:
                 entry = JournalEntry.model_validate(row)
             except ValidationError:
                 continue
             self.journal[entry.id] = entry
-        for path in self.root.rglob(".edge-extract-*.tmp"):
-            if TEMP_FILE.match(path.name) and path.is_file():
-                path.unlink(missing_ok=True)
+        remove_temp_files(self.root)
 
-    def done(self, report: Report) -> Result | None:
+    def earlier_result(self, report: Report) -> Result | None:
         """The earlier result of this very report with this very extractor, if one is on disk."""
         entry = self.journal.get(report.id)
         if entry is None or entry.input_sha256 != report.sha256 or entry.fingerprint != self.fingerprint:
@@ -299,28 +299,46 @@ class OutputFolder:
         """Rewrite the journal with one line per id (reruns and --force append more)."""
         write_jsonl(self.journal_path, self.journal.values())
 
-    def clear_summary(self) -> None:
-        (self.root / SUMMARY_JSON).unlink(missing_ok=True)
+    def clear_completion_marker(self) -> None:
+        (self.root / COMPLETION_MARKER).unlink(missing_ok=True)
 
-    def write_summary(self, summary: Summary, *, total: int) -> None:
-        """The completion marker, written last."""
+    def write_completion_marker(self, stats: RunStats, *, total: int) -> None:
+        """summary.json, written last: the run's counts, and that it completed."""
         body = {
-            "complete": summary.unwritten == 0,
+            "complete": stats.unwritten == 0,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "reports": total,
-            "extracted": summary.done,
-            "skipped": summary.skipped,
-            "failed": summary.failed,
-            "unwritten": summary.unwritten,
-            "seconds_per_report": round(summary.seconds_per_report, 3),
-            "elapsed_seconds": round(summary.elapsed_seconds, 3),
-            "flagged": summary.flagged,
+            "extracted": stats.extracted,
+            "skipped": stats.skipped,
+            "failed": stats.failed,
+            "unwritten": stats.unwritten,
+            "seconds_per_report": round(stats.seconds_per_report, 3),
+            "elapsed_seconds": round(stats.elapsed_seconds, 3),
+            "flagged": stats.flagged,
             "fingerprint": self.fingerprint,
         }
         try:
-            atomic_write_text(self.root / SUMMARY_JSON, json.dumps(body, indent=2) + "\n")
+            atomic_write_text(self.root / COMPLETION_MARKER, json.dumps(body, indent=2) + "\n")
         except OSError as error:
-            raise OutputError(f"cannot write {SUMMARY_JSON} in {printable(str(self.root))}: {error.strerror}") from None
+            raise OutputError(
+                f"cannot write {COMPLETION_MARKER} in {printable(str(self.root))}: {error.strerror}"
+            ) from None
+
+
+def extract_report(
+    report: Report, *, extractor: Extractor, folder: OutputFolder, listener: Listener, stats: RunStats
+) -> Result:
+    """The step a batch and an inbox share for each report to do: extract it, write its file and
+    journal line, count it, tell the listener. Returns what was recorded."""
+    listener.report_started(report)
+    extracted = extractor.extract(report)
+    result = folder.record(extracted)
+    stats.extracted += 1
+    stats.failed += result.status == "failed"
+    stats.unwritten += result is not extracted  # record() gives a failed copy when it cannot write
+    stats.extraction_seconds += result.provenance.seconds
+    listener.report_finished(result)
+    return result
 
 
 def run_batch(
@@ -332,7 +350,7 @@ def run_batch(
     listener: Listener | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.perf_counter,
-) -> Summary:
+) -> RunStats:
     """Extract every report of `inputs` into OUT, skipping those already done (unless `force`).
 
     Stops between reports when `should_stop()` says so; a KeyboardInterrupt inside a report
@@ -342,46 +360,40 @@ def run_batch(
     """
     listener = listener or Listener()
     started = clock()
-    summary = Summary(failed=len(inputs.failures))
+    stats = RunStats(failed=len(inputs.failures))
     with OutputFolder(out, fingerprint=extractor.fingerprint, force=force).locked() as folder:
-        folder.clear_summary()
+        folder.clear_completion_marker()
         results: dict[str, Result] = {}
         to_do = []
         for report in inputs.reports:
-            earlier = None if force else folder.done(report)
+            earlier = None if force else folder.earlier_result(report)
             if earlier is None:
                 to_do.append(report)
             else:
                 results[report.id] = earlier
-        summary.skipped = len(results)
-        listener.started(to_do=len(to_do), skipped=summary.skipped)
+        stats.skipped = len(results)
+        listener.started(to_do=len(to_do), skipped=stats.skipped)
         try:
             for report in to_do:
                 if should_stop():
-                    summary.interrupted = True
+                    stats.interrupted = True
                     break
-                listener.report_started(report)
-                extracted = extractor.extract(report)
-                result = folder.record(extracted)
-                results[report.id] = result
-                summary.done += 1
-                summary.failed += result.status == "failed"
-                summary.unwritten += result is not extracted  # record() gives a failed copy when it cannot write
-                summary.extraction_seconds += result.provenance.seconds
-                listener.report_finished(result)
+                results[report.id] = extract_report(
+                    report, extractor=extractor, folder=folder, listener=listener, stats=stats
+                )
         except KeyboardInterrupt:
-            summary.interrupted = True
+            stats.interrupted = True
             raise
         finally:
             ordered = [results[report.id] for report in inputs.reports if report.id in results]
             folder.write_tables(ordered, inputs.failures)
             kinds = Counter(kind for r in ordered for kind in {flag.partition(":")[0] for flag in r.flags})
-            summary.flagged = dict(sorted(kinds.items()))
-            summary.elapsed_seconds = clock() - started
-            if not summary.interrupted:
+            stats.flagged = dict(sorted(kinds.items()))
+            stats.elapsed_seconds = clock() - started
+            if not stats.interrupted:
                 folder.compact()
-                folder.write_summary(summary, total=len(inputs.reports) + len(inputs.failures))
-    return summary
+                folder.write_completion_marker(stats, total=len(inputs.reports) + len(inputs.failures))
+    return stats
 
 
 class StopFlag:

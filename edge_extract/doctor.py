@@ -18,9 +18,10 @@ from enum import Enum
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__, paths
+from . import paths
+from ._version import __version__
 from .errors import EdgeExtractError
-from .registry import Registry
+from .models.registry import Registry
 from .runtime import physical_cores
 
 BUILD_FEATURE_FLAGS = {

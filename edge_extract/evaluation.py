@@ -4,7 +4,7 @@ A run folder holds everything needed to compare it with others or to score it ag
 
     predictions.jsonl   one Result per record, in data order, appended as they come
     metrics.json        RunMetrics: what was run, and its scores
-    summary.md          the tables of summary_markdown
+    summary.md          the tables of scores_markdown
     scores.png          per-field bars of plot_fields
 """
 
@@ -17,19 +17,18 @@ from statistics import fmean
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, InputError
-from .files import atomic_write_text
+from .files import atomic_write_text, sha256_file
 from .metrics import ENCODER, ITEM_THRESHOLD, TEXT_FIELDS, PairScorer, Scores, score_records
 from .output import append_jsonl
 from .pipeline import Extractor, Result
 from .reading import Report, read_path
-from .registry import sha256_file
 from .schema import FIELDS, Record
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
-SUMMARY = "summary.md"
+SCORES_MD = "summary.md"
 CHART = "scores.png"
 
 
@@ -162,7 +161,7 @@ def load_run(path: Path) -> RunMetrics:
         raise ConfigError(f"{file}: not a metrics file: {error.errors()[0]['msg']}") from None
 
 
-# Columns shared by the terminal table and the Markdown summary: (header, value).
+# Columns shared by the terminal table and summary.md: (header, value).
 OVERALL_COLUMNS: list[tuple[str, Callable[[RunMetrics], float | None]]] = [
     ("ROUGE-1", lambda m: m.scores.macro.rouge1),
     ("ROUGE-2", lambda m: m.scores.macro.rouge2),
@@ -213,7 +212,7 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(runs: Sequence[RunMetrics]) -> str:
+def scores_markdown(runs: Sequence[RunMetrics]) -> str:
     """Overall scores (one row per run), then each run's per-field scores."""
     parts = [
         "# Evaluation",
@@ -286,6 +285,6 @@ def write_report(runs: Sequence[RunMetrics], out: Path, *, metrics: bool = True)
             raise ValueError("metrics.json holds exactly one run")
         atomic_write_text(out / METRICS, runs[0].model_dump_json(indent=2) + "\n")
         written.append(out / METRICS)
-    atomic_write_text(out / SUMMARY, summary_markdown(runs))
+    atomic_write_text(out / SCORES_MD, scores_markdown(runs))
     plot_fields(runs, out / CHART)
-    return [*written, out / SUMMARY, out / CHART]
+    return [*written, out / SCORES_MD, out / CHART]

@@ -1,9 +1,10 @@
 """Inbox mode: extract each file dropped into a folder once it has finished copying.
 
 watchdog reports new and changed files; a file is read only after its size and modification time
-have stayed the same for `settle_seconds` (a copy in progress keeps changing them). Results go
-through batch.OutputFolder, so the resume rules are the batch's: a restart skips what is done,
-and a kill loses at most the report being extracted. A file that cannot be read or moved (a link
+have stayed the same for `settle_seconds` (a copy in progress keeps changing them). Each report
+goes through the batch's own per-report step (batch.extract_report) into a batch.OutputFolder,
+so the resume rules are the batch's: a restart skips what is done, and a kill loses at most the
+report being extracted. A file that cannot be read or moved (a link
 loop, a file deleted while it was extracted) is one error line; the inbox keeps watching.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .batch import Listener, OutputFolder, check_out, input_error
+from .batch import Listener, OutputFolder, RunStats, check_out, extract_report, input_error
 from .errors import ConfigError, InputError
 from .output import ErrorLine
 from .pipeline import Extractor, Result
@@ -29,23 +30,6 @@ if TYPE_CHECKING:
 
 DONE_DIR = "done"
 """With move_done, processed inputs go to INBOX/done/, keeping their relative paths."""
-
-
-@dataclass
-class InboxStats:
-    """What an inbox session did.
-
-    Attributes:
-        extracted: reports extracted (ok or failed).
-        skipped: reports already done before (a restart, a file dropped twice).
-        failed: failed extractions plus unreadable files.
-        moved: inputs moved to done/.
-    """
-
-    extracted: int = 0
-    skipped: int = 0
-    failed: int = 0
-    moved: int = 0
 
 
 @dataclass
@@ -97,7 +81,7 @@ class Inbox:
         self.listener = listener or Listener()
         self.clock = clock
         self.skip = [self.inbox / DONE_DIR, out]
-        self.stats = InboxStats()
+        self.stats = RunStats()
         self._events: queue.Queue[Path] = queue.Queue()
         self._pending: dict[Path, _Pending] = {}
 
@@ -183,13 +167,11 @@ class Inbox:
             self._fail(path, error, failures)
             return  # left in place: once fixed (a change event), it is tried again
         for report in reports:
-            result = folder.done(report)
+            result = folder.earlier_result(report)
             if result is None:
-                self.listener.report_started(report)
-                result = folder.record(self.extractor.extract(report))
-                self.stats.extracted += 1
-                self.stats.failed += result.status == "failed"
-                self.listener.report_finished(result)
+                result = extract_report(
+                    report, extractor=self.extractor, folder=folder, listener=self.listener, stats=self.stats
+                )
             else:
                 self.stats.skipped += 1
             results[report.id] = result
@@ -206,7 +188,7 @@ class Inbox:
                 return
             self.stats.moved += 1
 
-    def run(self, should_stop: Callable[[], bool] = lambda: False) -> InboxStats:
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> RunStats:
         """Process what is in the inbox now, then whatever arrives, until `should_stop()`."""
         with OutputFolder(self.out, fingerprint=self.extractor.fingerprint).locked() as folder:
             results = folder.known()

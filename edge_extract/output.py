@@ -76,11 +76,11 @@ def append_jsonl(path: Path, obj: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The lines of an append-only JSONL file, repairing the tail a kill may have cut.
+def repair_jsonl(path: Path) -> list[dict]:
+    """Cut the torn tail a kill may have left off an append-only JSONL file; return its rows.
 
-    A last line without its newline was being written when the process died: it is cut off
-    (the file is truncated after the last complete line), so the next append starts clean.
+    A last line without its newline was being written when the process died: the file is
+    truncated after the last complete line, so the next append starts clean.
     """
     try:
         data = path.read_bytes()

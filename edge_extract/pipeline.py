@@ -1,4 +1,5 @@
-"""One report through the five steps (read -> prompt -> generate -> validate -> write) -> Result."""
+"""A read Report -> prompt -> generate -> validate -> Result. Reading the report and writing the
+Result are the callers' steps (reading.py; output.py and batch.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from . import __version__
+from ._version import __version__
 from .decoding import DecodeStats, DecodingSettings
 from .errors import EdgeExtractError, GenerationError, OutputInvalidError
 from .generation import Generator
 from .injection import SUSPECTED_INJECTION, values_from_passages
+from .models.manifest import Manifest
 from .prompt import PROMPT_VERSION, Prompt, Strategy, render_prompt
 from .reading import Report
-from .registry import Manifest
 from .runtime import LoadSettings
 from .schema import Example, Record
 from .validate import parse_record

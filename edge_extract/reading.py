@@ -60,6 +60,10 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+SNIFF_LENGTH = 8192
+"""How much of a file the binary checks look at: bytes for NUL, then characters for control codes."""
+
+
 def printable(name: str) -> str:
     """A file name that is safe to write as UTF-8: bytes that were not UTF-8 on disk become U+FFFD."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -70,7 +74,7 @@ def decode_text(data: bytes, *, name: str, encoding: str | None = None) -> tuple
     charset-normalizer; any other value is used as given. Refuses binary and empty input."""
     if not data.strip():
         raise InputError(f"{name}: empty file", reason="empty")
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if b"\x00" in data[:SNIFF_LENGTH] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(f"{name}: binary file, not text", reason="binary")
     if encoding == "auto":
         charset_normalizer = documents.require("charset_normalizer", name=name, what="--encoding auto")
@@ -93,8 +97,8 @@ def decode_text(data: bytes, *, name: str, encoding: str | None = None) -> tuple
             raise InputError(f"{name}: unknown encoding {used!r}", reason="encoding") from None
     if not text.strip():
         raise InputError(f"{name}: empty file", reason="empty")
-    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
-    if controls > 0.01 * min(len(text), 8192):
+    controls = sum(1 for ch in text[:SNIFF_LENGTH] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 0.01 * min(len(text), SNIFF_LENGTH):
         raise InputError(f"{name}: binary file, not text", reason="binary")
     return text, used
 

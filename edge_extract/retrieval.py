@@ -1,7 +1,8 @@
 """Solved examples for the advanced strategy: BM25 over a local ELMTEX-layout example bank.
 
-The bank is never shipped with the package: it is the `elmtex-open` train split next to the
-repository, or any annotated file named by `--examples` or EDGE_EXTRACT_EXAMPLES.
+The bank is never shipped with the package: it is any annotated file named by `eval --examples`
+or EDGE_EXTRACT_EXAMPLES, else, in a development checkout only, the `elmtex-open` train split
+beside the repository.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from .schema import Example
 
 EXAMPLES_ENV = "EDGE_EXTRACT_EXAMPLES"
 SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "elmtex-open" / "train.jsonl"
-"""The train split as laid out beside a development checkout (../shared/data relative to the repo)."""
+"""The train split beside a development checkout (../shared/data relative to the repository). Found
+only when running from a checkout: in an installed package this path points into the Python library
+folder, where it never is."""
 
 _WORD = re.compile(r"\w+")
 

@@ -14,18 +14,32 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .errors import GenerationError, ModelError
-from .registry import check_sha256, sha256_file
+from .files import sha256_file
 
 if TYPE_CHECKING:
     from .prompt import Prompt
-    from .registry import ResolvedModel
 
 GGUF_MAGIC = b"GGUF"
+
+
+class ModelFiles(Protocol):
+    """The files a Runtime loads and the sha256 each must have (models.ResolvedModel is one)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def adapter_path(self) -> Path | None: ...
+    @property
+    def adapter_sha256(self) -> str | None: ...
+    @property
+    def adapter_scale(self) -> float: ...
 
 
 def physical_cores() -> int:
@@ -57,29 +71,43 @@ class LoadSettings:
     """How a model is loaded. Recorded with every result.
 
     Attributes:
-        n_ctx: context window in tokens (prompt plus answer).
+        n_ctx: context window in tokens (prompt plus answer); the model manifest's context_size.
         n_threads: CPU threads for decoding and prompt processing.
         n_batch: tokens per llama_decode call when processing a prompt.
         gpu_layers: layers offloaded to a GPU when llama.cpp was built with one (-1: all).
         seed: sampler seed; greedy decoding does not use it, but the grammar path records it.
     """
 
-    n_ctx: int = 8192
+    n_ctx: int
     n_threads: int = 1
     n_batch: int = 512
     gpu_layers: int = -1
     seed: int = 0
 
 
+def has_gguf_magic(path: Path) -> bool:
+    """Whether a file starts as every GGUF does; a cheap first check (raises OSError)."""
+    with path.open("rb") as handle:
+        return handle.read(len(GGUF_MAGIC)) == GGUF_MAGIC
+
+
+def check_sha256(path: Path, *, expected: str, actual: str) -> None:
+    """Refuse a file whose measured sha256 is not the manifest's (bit rot, a swapped or cut file)."""
+    if actual != expected:
+        raise ModelError(
+            f"{path.name} is corrupted or not the expected file: sha256 {actual[:12]}... "
+            f"but the manifest says {expected[:12]}...; delete it and run `edge-extract models verify`"
+        )
+
+
 def check_gguf(path: Path) -> dict[str, str]:
     """Refuse a file that is not a GGUF llama.cpp can read, with a one-line reason; return its
     metadata (architecture, name, ...)."""
     try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
+        is_gguf = has_gguf_magic(path)
     except OSError as error:
         raise ModelError(f"cannot read model file {path}: {error.strerror}") from error
-    if magic != GGUF_MAGIC:
+    if not is_gguf:
         raise ModelError(f"{path.name} is not a GGUF model file")
     with _quiet_llama():
         import llama_cpp
@@ -107,7 +135,7 @@ def _quiet_llama() -> Iterator[None]:
     yield
 
 
-def _hashes(model: ResolvedModel) -> tuple[str, str | None]:
+def _hashes(model: ModelFiles) -> tuple[str, str | None]:
     """sha256 of the model file and of its adapter, if any."""
     return sha256_file(model.path), sha256_file(model.adapter_path) if model.adapter_path else None
 
@@ -121,7 +149,7 @@ class Runtime:
             little wall time); a file that differs from its manifest is refused.
     """
 
-    def __init__(self, model: ResolvedModel, *, settings: LoadSettings) -> None:
+    def __init__(self, model: ModelFiles, *, settings: LoadSettings) -> None:
         self.model = model
         self.settings = settings
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -132,16 +160,15 @@ class Runtime:
             except OSError as error:
                 self._llm.close()
                 raise ModelError(f"cannot read model file {model.path}: {error.strerror}") from error
-        adapter = model.manifest.adapter
         try:
-            check_sha256(model.path, expected=model.manifest.sha256, actual=self.model_sha256)
-            if adapter is not None and model.adapter_path is not None:
-                check_sha256(model.adapter_path, expected=adapter.sha256, actual=self.adapter_sha256 or "")
+            check_sha256(model.path, expected=model.sha256, actual=self.model_sha256)
+            if model.adapter_path is not None and model.adapter_sha256 is not None:
+                check_sha256(model.adapter_path, expected=model.adapter_sha256, actual=self.adapter_sha256 or "")
         except ModelError:
             self._llm.close()
             raise
 
-    def _load(self, model: ResolvedModel, settings: LoadSettings) -> None:
+    def _load(self, model: ModelFiles, settings: LoadSettings) -> None:
         with _quiet_llama():
             import llama_cpp
 
@@ -157,7 +184,7 @@ class Runtime:
                     n_gpu_layers=settings.gpu_layers,
                     seed=settings.seed,
                     lora_path=str(model.adapter_path) if model.adapter_path else None,
-                    lora_scale=model.manifest.adapter.scale if model.manifest.adapter else 1.0,
+                    lora_scale=model.adapter_scale,
                     logits_all=False,
                     # Full-size sliding-window cache, so the KV cache can be cut back to any
                     # prefix (prefix reuse across reports, rewinding a runaway value).

@@ -1,4 +1,5 @@
-"""The single Rich console (on stderr, so stdout carries only records), theme, tables, progress."""
+"""Rich output: the message console (on stderr, so stdout carries only records), the stdout console
+for what a command is run for, the theme, tables and progress bars."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def record_table(result_dict: dict) -> Table:
     return table
 
 
-def summary_table(title: str, rows: list[tuple[str, str]]) -> Table:
+def totals_table(title: str, rows: list[tuple[str, str]]) -> Table:
     """A short two-column table of counts and timings, e.g. at the end of a batch."""
     table = Table(title=title, show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")

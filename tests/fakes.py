@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from edge_extract.decoding import DecodeStats, DecodingSettings
 from edge_extract.errors import EdgeExtractError
 from edge_extract.generation import Decoder, retry_penalty
+from edge_extract.models.manifest import Adapter, Manifest, Source
 from edge_extract.prompt import Prompt
-from edge_extract.registry import Adapter, Manifest, Source
 from edge_extract.runtime import LoadSettings
 from edge_extract.schema import Example
 

@@ -21,6 +21,7 @@ from edge_extract import batch as batch_module
 from edge_extract.batch import Inputs, collect, run_batch
 from edge_extract.cli import app
 from edge_extract.decoding import DecodingSettings
+from edge_extract.files import TEMP_FILE, remove_temp_files, replacing, temp_path
 from edge_extract.generation import SchemaGenerator
 from edge_extract.output import output_path
 from edge_extract.pipeline import Extractor, Result
@@ -160,18 +161,18 @@ def test_resume_is_keyed_by_content_and_fingerprint(tmp_path: Path, extractor: E
         return run_batch(collect([str(folder)]), extractor=with_extractor, out=out, force=force)
 
     first = run()
-    assert (first.done, first.skipped, first.failed) == (2, 0, 0)
-    assert (run().done, run().skipped) == (0, 2)  # nothing changed: nothing re-runs
+    assert (first.extracted, first.skipped, first.failed) == (2, 0, 0)
+    assert (run().extracted, run().skipped) == (0, 2)  # nothing changed: nothing re-runs
 
     (folder / "r1.txt").write_text(rows[1]["report"] + "\nAddendum: afebrile on day 3.", encoding="utf-8")
     edited = run()
-    assert (edited.done, edited.skipped) == (1, 1)
+    assert (edited.extracted, edited.skipped) == (1, 1)
 
     generator = SchemaGenerator(extractor.runtime, settings=DecodingSettings(repeat_penalty=1.2))
     stricter = Extractor(extractor.runtime, generator, manifest=extractor.manifest)
     assert stricter.fingerprint != extractor.fingerprint
-    assert run(stricter).done == 2  # other decoding settings may give other records
-    assert run(stricter, force=True).done == 2
+    assert run(stricter).extracted == 2  # other decoding settings may give other records
+    assert run(stricter, force=True).extracted == 2
 
     results, rows_csv, _ = read_outputs(out)
     assert [r.id for r in results] == ["r0.txt", "r1.txt"] and len(rows_csv) == 2
@@ -193,12 +194,12 @@ def test_stop_request_finishes_the_current_report_then_resumes(tmp_path: Path, e
         return len(asked) > 1
 
     stopped = run_batch(collect([str(folder)]), extractor=extractor, out=out, should_stop=stop_after_first)
-    assert stopped.interrupted and stopped.done == 1
+    assert stopped.interrupted and stopped.extracted == 1
     assert not (out / "summary.json").exists()  # no completion marker for an unfinished run
     results, _, _ = read_outputs(out)
     assert [r.id for r in results] == ["r0.txt"]
     resumed = run_batch(collect([str(folder)]), extractor=extractor, out=out)
-    assert (resumed.done, resumed.skipped, resumed.interrupted) == (1, 1, False)
+    assert (resumed.extracted, resumed.skipped, resumed.interrupted) == (1, 1, False)
     assert json.loads((out / "summary.json").read_text())["complete"] is True
 
 
@@ -363,7 +364,7 @@ def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path:
 
     first = run_batch(collect([str(folder)]), extractor=extractor, out=out)
 
-    assert (first.done, first.failed) == (4, 0)
+    assert (first.extracted, first.failed) == (4, 0)
     for report_id, text in zip(ids, [texts[2], texts[3], texts[0], texts[1]]):
         written = Result.model_validate_json(output_path(out, report_id).read_text())
         assert written.id == report_id and written.provenance.input_sha256 == text_sha256(text)
@@ -373,7 +374,7 @@ def test_distinct_inputs_get_distinct_records_and_csv_cells_cannot_run(tmp_path:
     for row in csv_rows:
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
     again = run_batch(collect([str(folder)]), extractor=extractor, out=out)
-    assert (again.done, again.skipped) == (0, 4)  # each record found again: nothing re-runs
+    assert (again.extracted, again.skipped) == (0, 4)  # each record found again: nothing re-runs
 
 
 @pytest.mark.model
@@ -441,3 +442,22 @@ def test_a_base_install_fails_only_the_files_that_need_an_extra(
     results, _, errors = read_outputs(tmp_path / "out")
     assert [r.id for r in results] == ["note.txt"] and results[0].status == "ok"
     assert [(e["id"], e["kind"]) for e in errors] == [("letter.docx", "missing_extra")]
+
+
+def test_replacing_is_all_or_nothing_and_its_temp_files_are_swept(tmp_path: Path):
+    target = tmp_path / "models" / "m.gguf"
+    with replacing(target) as tmp:
+        assert TEMP_FILE.match(tmp.name)  # the name the sweep of the next run looks for
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError), replacing(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("the converter failed")
+    assert target.read_bytes() == b"new" and list(target.parent.iterdir()) == [target]
+
+    leftover = temp_path(target)
+    leftover.write_bytes(b"half")  # what a kill inside the block leaves
+    kept = target.parent / ".m.gguf.a1b2c3d4.tmp"  # not ours
+    kept.write_bytes(b"")
+    remove_temp_files(tmp_path)
+    assert sorted(path.name for path in target.parent.iterdir()) == [kept.name, "m.gguf"]

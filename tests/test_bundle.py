@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from edge_extract import Result
-from edge_extract.registry import DEFAULT_MODEL, sha256_file
+from edge_extract.files import sha256_file
+from edge_extract.models.registry import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"

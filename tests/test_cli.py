@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_extract.cli import app
+from edge_extract.files import sha256_file
+from edge_extract.models.registry import Registry
 from edge_extract.pipeline import Result
-from edge_extract.registry import Registry, sha256_file
 
 from .fake_hub import fake_hub
 

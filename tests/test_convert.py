@@ -30,8 +30,8 @@ from convert.presets import PRESETS, TrainConfig, load_config
 from convert.to_gguf import adapter_to_gguf, hf_to_gguf
 from edge_extract import api
 from edge_extract.decoding import DecodingSettings
+from edge_extract.models.registry import DEFAULT_MODEL, Registry
 from edge_extract.prompt import CHAT_FORMATS, render_prompt, render_training_text
-from edge_extract.registry import DEFAULT_MODEL, Registry
 from edge_extract.schema import Example, Record
 
 if TYPE_CHECKING:

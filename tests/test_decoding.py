@@ -14,7 +14,7 @@ import pytest
 
 from edge_extract.decoding import DecodingSettings, SchemaDecoder, json_string_content, skeleton_before
 from edge_extract.errors import ConfigError
-from edge_extract.registry import DEFAULT_MODEL, Registry
+from edge_extract.models.registry import DEFAULT_MODEL, Registry
 from edge_extract.schema import FIELD_MAX_CHARS, FIELDS, NA
 from edge_extract.validate import parse_record
 

@@ -21,7 +21,8 @@ from edge_extract.doctor import (
     probe_build,
     run_checks,
 )
-from edge_extract.registry import Manifest, Registry, Source
+from edge_extract.models.manifest import Manifest, Source
+from edge_extract.models.registry import Registry
 from edge_extract.runtime import system_info
 
 PORTABLE_BUILD = (

@@ -19,7 +19,7 @@ from edge_extract.evaluation import (
     run_extraction,
     run_info,
     score_run,
-    summary_markdown,
+    scores_markdown,
     write_report,
 )
 from edge_extract.metrics import SemanticScorer
@@ -158,7 +158,7 @@ def test_compare_writes_table_markdown_and_chart(runs, tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert "test-naive" in result.output and "test-advanced" in result.output and "item F1 micro" in result.output
     summary = (out / "summary.md").read_text()
-    assert summary == summary_markdown([load_run(runs["naive"]), load_run(runs["advanced"])])
+    assert summary == scores_markdown([load_run(runs["naive"]), load_run(runs["advanced"])])
     assert summary.count("| test-") == 2
     assert (out / "scores.png").read_bytes().startswith(b"\x89PNG")
     assert not (out / "metrics.json").exists()

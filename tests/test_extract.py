@@ -10,10 +10,10 @@ import pytest
 from edge_extract import FIELDS, Record, __version__, extract
 from edge_extract.generation import GrammarGenerator, SchemaGenerator
 from edge_extract.metrics import score_records
+from edge_extract.models.registry import DEFAULT_MODEL
 from edge_extract.pipeline import ANSWER_ROOM, Extractor
 from edge_extract.prompt import PROMPT_VERSION, render_prompt
 from edge_extract.reading import Report, text_sha256
-from edge_extract.registry import DEFAULT_MODEL
 from edge_extract.runtime import LoadSettings, Runtime
 from edge_extract.schema import Example
 from edge_extract.validate import parse_record

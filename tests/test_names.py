@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from edge_extract.cli._app import fail
+from edge_extract.cli.exits import fail
 from edge_extract.output import output_path
 
 OUT = Path("/records")

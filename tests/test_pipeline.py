@@ -11,10 +11,10 @@ from edge_extract import pipeline
 from edge_extract.decoding import DecodingSettings
 from edge_extract.errors import GenerationError
 from edge_extract.generation import Decoder
+from edge_extract.models.manifest import Adapter
 from edge_extract.pipeline import ANSWER_ROOM, Extractor
 from edge_extract.prompt import Strategy, render_prompt
 from edge_extract.reading import Report
-from edge_extract.registry import Adapter
 from edge_extract.schema import Example, Record
 
 from .fakes import FixedExamples, ScriptedGenerator, WordRuntime, fake_manifest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -35,3 +36,17 @@ def test_runtime_does_not_import_torch_or_transformers():
     code = f"import sys, edge_extract.cli, edge_extract.api; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_version_lives_once_and_the_build_reads_it():
+    tomllib = pytest.importorskip("tomllib")
+    from typer.testing import CliRunner
+
+    from edge_extract import __version__
+    from edge_extract.cli import app
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" in project["project"]["dynamic"] and "version" not in project["project"]
+    source = ROOT / project["tool"]["hatch"]["version"]["path"]
+    assert re.search(r'(?m)^__version__ = "([^"]+)"$', source.read_text()).group(1) == __version__  # hatch's pattern
+    assert CliRunner().invoke(app, ["--version"]).stdout == f"edge-extract {__version__}\n"

@@ -1,17 +1,10 @@
-"""The root typer app, shared options and the error-to-exit-code boundary."""
+"""The root typer app and the options several commands share."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import typer
-from rich.markup import escape
 
-from .. import __version__
-from ..errors import EdgeExtractError
-from ..ui import get_console
+from .._version import __version__
 
 app = typer.Typer(
     name="edge-extract",
@@ -21,8 +14,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _show_version(value: bool) -> None:
@@ -36,28 +27,6 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show the version."),
 ) -> None:
     """Offline extraction of the 15 ELMTEX fields from clinical reports."""
-
-
-def fail(message: str, code: int) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise; the message is text, never markup
-    (it names files, and a name such as `report [draft].txt` must print as written)."""
-    get_console().print(f"[error]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-def one_line_errors(func: F) -> F:
-    """Turn an EdgeExtractError escaping a command into its one-line message and exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EdgeExtractError as error:
-            raise fail(str(error), error.exit_code) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 MODEL_OPTION = typer.Option(

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from ..doctor import Check, Status, run_checks
 from ..ui import stdout_console
-from ._app import MODEL_OPTION, app, one_line_errors
+from ._app import MODEL_OPTION, app
+from .exits import one_line_errors
 
 STATUS_STYLE = {Status.ok: "[ok]ok[/]", Status.warn: "[flag]warn[/]", Status.fail: "[failed]FAIL[/]"}
 

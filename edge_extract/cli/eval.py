@@ -34,7 +34,8 @@ from ..prompt import Strategy
 from ..reading import Report
 from ..runtime import physical_cores
 from ..ui import get_console, progress
-from ._app import MODEL_OPTION, THREADS_OPTION, app, one_line_errors
+from ._app import MODEL_OPTION, THREADS_OPTION, app
+from .exits import one_line_errors
 
 
 class _RunByDefault(TyperGroup):

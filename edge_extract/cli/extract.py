@@ -19,14 +19,15 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ..api import load_model
-from ..batch import Inputs, Listener, Summary, check_out, collect, run_batch, stop_on_signals
+from ..batch import Inputs, Listener, RunStats, check_out, collect, run_batch, stop_on_signals
 from ..errors import ConfigError
 from ..generation import Decoder
 from ..pipeline import Extractor, Result
 from ..prompt import Strategy
 from ..reading import Report
-from ..ui import get_console, progress, record_table, stdout_console, summary_table
-from ._app import MODEL_OPTION, THREADS_OPTION, app, fail, one_line_errors
+from ..ui import get_console, progress, record_table, stdout_console, totals_table
+from ._app import MODEL_OPTION, THREADS_OPTION, app
+from .exits import fail, one_line_errors
 
 OUT_SUFFIX = "-extracted"
 """--next-to-input writes `<input>-extracted/` beside a single dropped file or folder."""
@@ -181,7 +182,7 @@ class _BarListener(Listener):
 def _batch(
     paths: list[str], out: Path, *, force: bool, encoding: str | None, resume_hint: str, load: Callable[[], Extractor]
 ) -> None:
-    """A resumable batch into OUT, with progress, a summary table and a resume hint on Ctrl-C."""
+    """A resumable batch into OUT, with progress, a table of totals and a resume hint on Ctrl-C."""
     console = get_console()
     check_out(out, force=force)  # before the inputs are read and the model loads
     with console.status("reading inputs"):
@@ -195,28 +196,28 @@ def _batch(
         stop.on_request = lambda: console.print("[flag]stopping after the current report[/] (Ctrl-C again to stop now)")
         try:
             with progress(console) as bar:
-                summary = run_batch(
+                stats = run_batch(
                     inputs, extractor=extractor, out=out, force=force, listener=_BarListener(bar), should_stop=stop
                 )
         except KeyboardInterrupt:
             raise fail(f"interrupted; to resume, run again: {resume_hint}", 130) from None
-    console.print(_summary_table(summary, out))
-    if summary.interrupted:
-        raise fail(f"stopped after {summary.done} report(s); to resume, run again: {resume_hint}", 130)
-    if summary.failed:
+    console.print(_totals_table(stats, out))
+    if stats.interrupted:
+        raise fail(f"stopped after {stats.extracted} report(s); to resume, run again: {resume_hint}", 130)
+    if stats.failed:
         if total == 1:
             raise typer.Exit(3 if inputs.failures else 5)
-        raise fail(f"finished with {summary.failed} failure(s) of {total}; see {out / 'errors.jsonl'}", 1)
+        raise fail(f"finished with {stats.failed} failure(s) of {total}; see {out / 'errors.jsonl'}", 1)
 
 
-def _summary_table(summary: Summary, out: Path) -> Table:
+def _totals_table(stats: RunStats, out: Path) -> Table:
     rows = [
-        ("extracted", str(summary.done)),
-        ("skipped (already done)", str(summary.skipped)),
-        ("failed", str(summary.failed)),
-        ("flagged records", ", ".join(f"{kind} {n}" for kind, n in summary.flagged.items()) or "none"),
-        ("seconds per report", f"{summary.seconds_per_report:.1f}" if summary.done else "-"),
-        ("total time", f"{summary.elapsed_seconds:.0f} s"),
+        ("extracted", str(stats.extracted)),
+        ("skipped (already done)", str(stats.skipped)),
+        ("failed", str(stats.failed)),
+        ("flagged records", ", ".join(f"{kind} {n}" for kind, n in stats.flagged.items()) or "none"),
+        ("seconds per report", f"{stats.seconds_per_report:.1f}" if stats.extracted else "-"),
+        ("total time", f"{stats.elapsed_seconds:.0f} s"),
         ("output", str(out)),
     ]
-    return summary_table("batch", rows)
+    return totals_table("batch", rows)

