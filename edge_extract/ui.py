@@ -39,9 +39,16 @@ THEME = Theme(
 def get_console() -> Console:
     """Messages, progress and tables for people; built on first use.
 
-    Without emoji codes: a file name such as `a :ok: b.txt` prints as written (callers escape markup).
+    Without emoji codes: a file name such as `a :ok: b.txt` prints as written (callers pass names
+    and messages as Text, see `labelled`).
     """
     return Console(stderr=True, theme=THEME, highlight=False, emoji=False)
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """`label message`, the label styled. The message (file names, report ids, errors) is Text,
+    never parsed as markup: escaping cannot keep a backslash before a bracket (`a\\[b].txt`)."""
+    return Text.assemble((label, style), " ", message)
 
 
 def stdout_console() -> Console:
@@ -61,7 +68,7 @@ def progress(console: Console | None = None) -> Progress:
     """A progress bar with count, rate, rate-based ETA and the current item."""
     return Progress(
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),  # may hold a run name
         BarColumn(),
         MofNCompleteColumn(),
         RateColumn(),

@@ -55,6 +55,7 @@ printable_names = st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_si
 @example(name="sub[/]y.txt")  # a folder `sub[` holding `]y.txt`: a closing tag with nothing open
 @example(name="a :thumbs_up: b.txt")  # an emoji code
 @example(name="ends with a backslash\\")  # would escape the markup that follows it
+@example(name="\\[")  # markup escaping would print it as "["
 def test_every_name_prints_as_written(name: str, capsys: pytest.CaptureFixture[str]):
     capsys.readouterr()
     fail(f"{name}: empty file", 3)

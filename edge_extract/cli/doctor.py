@@ -7,11 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..doctor import Check, Status, run_checks
-from ..ui import stdout_console
+from ..ui import labelled, stdout_console
 from ._app import MODEL_OPTION, app
 from .exits import one_line_errors
 
@@ -25,7 +25,9 @@ def doctor_table(checks: list[Check]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("details", overflow="fold")
     for check in checks:
-        detail = escape(check.detail) + (f"\n[muted]fix:[/] {escape(check.fix)}" if check.fix else "")
+        detail = Text(check.detail)
+        if check.fix:
+            detail.append("\n").append_text(labelled("fix:", "muted", check.fix))
         table.add_row(check.name, STATUS_STYLE[check.status], detail)
     return table
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from ..evaluation import (
@@ -89,7 +89,7 @@ def _show(runs: list[RunMetrics], written: list[Path], *, fields: bool) -> None:
     console.print(_overall_table(runs))
     console.print(f"[muted]semantic F1: token matching with {ENCODER}[/]")
     for path in written:
-        console.print(f"[muted]wrote {escape(str(path))}[/]")
+        console.print(Text(f"wrote {path}", style="muted"))
 
 
 @eval_app.command("run")
@@ -125,7 +125,7 @@ def run(
     out = out or Path("eval-runs") / f"{data.stem}-{model_name}-{strategy.value}"
     try:
         with progress() as bar:
-            task = bar.add_task(f"eval {escape(name)}", total=len(reports), current="")
+            task = bar.add_task(f"eval {name}", total=len(reports), current="")
             results = run_extraction(
                 extractor, reports, out=out, on_result=lambda r: bar.update(task, advance=1, current=r.status)
             )

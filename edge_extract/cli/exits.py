@@ -8,18 +8,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.markup import escape
 
 from ..errors import EdgeExtractError
-from ..ui import get_console
+from ..ui import get_console, labelled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print a one-line error and return the Exit to raise; the message is text, never markup
-    (it names files, and a name such as `report [draft].txt` must print as written)."""
-    get_console().print(f"[error]error:[/] {escape(message)}", soft_wrap=True)
+    (it names files, and a name such as `report [draft].txt` or `a\\[b` must print as written)."""
+    get_console().print(labelled("error:", "error", message), soft_wrap=True)
     return typer.Exit(code)
 
 

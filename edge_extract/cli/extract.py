@@ -14,9 +14,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from rich.text import Text
 
 from ..api import load_model
 from ..batch import Inputs, Listener, RunStats, check_out, collect, run_batch, stop_on_signals
@@ -25,7 +25,7 @@ from ..generation import Decoder
 from ..pipeline import Extractor, Result
 from ..prompt import Strategy
 from ..reading import Report
-from ..ui import get_console, progress, record_table, stdout_console, totals_table
+from ..ui import get_console, labelled, progress, record_table, stdout_console, totals_table
 from ._app import MODEL_OPTION, THREADS_OPTION, app
 from .exits import fail, one_line_errors
 
@@ -102,11 +102,11 @@ def _loader(model: str | None, threads: int | None, strategy: Strategy, decoder:
 def _print_failures(inputs: Inputs) -> None:
     console = get_console()
     for line in inputs.failures:
-        console.print(f"[error]error:[/] {escape(line.message)}", soft_wrap=True)
+        console.print(labelled("error:", "error", line.message), soft_wrap=True)
     if inputs.unsupported:
         kinds = sorted({path.suffix.lower() or "(no suffix)" for path in inputs.unsupported})
-        shown = escape(", ".join(kinds))
-        console.print(f"[muted]skipped {len(inputs.unsupported)} file(s) of other types: {shown}[/]")
+        shown = ", ".join(kinds)
+        console.print(Text(f"skipped {len(inputs.unsupported)} file(s) of other types: {shown}", style="muted"))
 
 
 def _stream(
@@ -143,7 +143,7 @@ def _stream(
 def _emit(result: Result, *, show_tables: bool, stdout: Console) -> None:
     console = get_console()
     if result.status == "failed" and result.error is not None:
-        console.print(f"[error]error:[/] {escape(result.id)}: {escape(result.error.message)}", soft_wrap=True)
+        console.print(labelled("error:", "error", f"{result.id}: {result.error.message}"), soft_wrap=True)
     if show_tables:
         if result.summary is not None:
             stdout.print(record_table(result.model_dump(mode="json")))
@@ -173,8 +173,8 @@ class _BarListener(Listener):
 
     def report_finished(self, result: Result) -> None:
         if result.error is not None:
-            message = f"{escape(result.id)}: {escape(result.error.message)}"
-            self.bar.console.print(f"[error]failed:[/] {message}", soft_wrap=True)
+            message = f"{result.id}: {result.error.message}"
+            self.bar.console.print(labelled("failed:", "error", message), soft_wrap=True)
         if self.task is not None:
             self.bar.advance(self.task)
 

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ModelError
 from ..models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
 from ..models.registry import Registry
-from ..ui import get_console
+from ..ui import get_console, labelled
 from ._app import app
 from .exits import one_line_errors
 
@@ -69,11 +68,11 @@ def verify(name: str | None = typer.Argument(None, help="Model to check (default
     for each in names:
         try:
             resolved = registry.resolve(each)
-            shown = escape(str(resolved.path))
-            console.print(f"[ok]ok[/]      {each}  sha256 {resolved.manifest.sha256[:16]}...  {shown}")
+            line = f"     {each}  sha256 {resolved.manifest.sha256[:16]}...  {resolved.path}"
+            console.print(labelled("ok", "ok", line))
         except ModelError as error:
             bad += 1
-            console.print(f"[failed]failed[/]  {each}: {escape(str(error))}", soft_wrap=True)
+            console.print(labelled("failed", "failed", f" {each}: {error}"), soft_wrap=True)
     if bad:
         raise typer.Exit(4)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from ..api import load_model
 from ..batch import Listener, stop_on_signals
@@ -14,7 +14,7 @@ from ..inbox import Inbox, check_folders
 from ..output import ErrorLine
 from ..pipeline import Result
 from ..reading import Report
-from ..ui import get_console, totals_table
+from ..ui import get_console, labelled, totals_table
 from ._app import MODEL_OPTION, THREADS_OPTION, app
 from .exits import one_line_errors
 
@@ -23,17 +23,17 @@ class _LineListener(Listener):
     """One line per report: its name, outcome and time; never its content."""
 
     def report_started(self, report: Report) -> None:
-        get_console().print(f"[muted]extracting {escape(report.id)}[/]")
+        get_console().print(Text(f"extracting {report.id}", style="muted"))
 
     def report_finished(self, result: Result) -> None:
         if result.error is not None:
-            message = f"{escape(result.id)}: {escape(result.error.message)}"
-            get_console().print(f"[error]failed:[/] {message}", soft_wrap=True)
+            message = f"{result.id}: {result.error.message}"
+            get_console().print(labelled("failed:", "error", message), soft_wrap=True)
         else:
-            get_console().print(f"[ok]done[/] {escape(result.id)} ({result.provenance.seconds:.1f} s)")
+            get_console().print(labelled("done", "ok", f"{result.id} ({result.provenance.seconds:.1f} s)"))
 
     def input_failed(self, line: ErrorLine) -> None:
-        get_console().print(f"[error]error:[/] {escape(line.message)}", soft_wrap=True)
+        get_console().print(labelled("error:", "error", line.message), soft_wrap=True)
 
 
 @app.command()
@@ -57,7 +57,7 @@ def watch(
     extractor = load_model(model, threads=threads)
     with stop_on_signals() as stop:
         stop.on_request = lambda: console.print("[flag]stopping after the current report[/]")
-        console.print(f"watching {escape(str(inbox))} -> {escape(str(out))}; press Ctrl-C to stop")
+        console.print(Text(f"watching {inbox} -> {out}; press Ctrl-C to stop"))
         watcher = Inbox(
             inbox,
             out,
