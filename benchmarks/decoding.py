@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.decoding                 # 10 val reports, 1 and 2 threads
     .venv/bin/python -m benchmarks.decoding --reports 55 --threads 1 --json out.json
+    .venv/bin/python -m benchmarks.decoding --skip-grammar --model gemma-3-270m   # another registered model
 
 For each report the prompt is processed once from an empty cache (the same cost for every path),
 then the answer is generated three ways:
@@ -31,7 +32,7 @@ VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "elmtex-o
 PATHS = {"a": "unconstrained (limit)", "b": "stock JSON grammar", "c": "edge-extract schema"}
 
 
-def _run(path: str, threads: int, reports: list[str], lengths: list[int]) -> dict:
+def _run(path: str, threads: int, reports: list[str], lengths: list[int], model: str | None) -> dict:
     """One configuration in a fresh process: per-report prompt/generation seconds and tokens."""
     from edge_extract.api import load_model
     from edge_extract.decoding import SchemaDecoder
@@ -40,7 +41,7 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int]) -> dic
     from edge_extract.schema import record_json_schema
     from edge_extract.validate import parse_record
 
-    extractor = load_model(threads=threads)
+    extractor = load_model(model, threads=threads)
     runtime = extractor.runtime
     decoder = SchemaDecoder(runtime, settings=extractor.generator.settings)
     chat = extractor.manifest.prompt_format
@@ -86,11 +87,11 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int]) -> dic
     return {"rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _pipeline(threads: int, reports: list[str]) -> dict:
+def _pipeline(threads: int, reports: list[str], model: str | None) -> dict:
     """The real pipeline over the reports in order (prefix reuse on): seconds per report."""
     from edge_extract.api import extract, load_model
 
-    extractor = load_model(threads=threads)
+    extractor = load_model(model, threads=threads)
     seconds, ok = [], 0
     for text in reports:
         result = extract(text, extractor=extractor)
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--data", type=Path, default=VAL)
     parser.add_argument("--skip-grammar", action="store_true", help="skip the slow stock grammar path (b)")
+    parser.add_argument("--model", help="a registered model (default: the default model)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -140,17 +142,18 @@ def main() -> None:
     reports = [json.loads(line)["report"] for line in args.data.read_text().splitlines()[: args.reports]]
     results = []
     for threads in args.threads:
-        c = _fresh(_run, "c", threads, reports, [])
+        c = _fresh(_run, "c", threads, reports, [], args.model)
         lengths = [r["answer_tokens"] for r in c["rows"]]
-        a = _fresh(_run, "a", threads, reports, lengths)
+        a = _fresh(_run, "a", threads, reports, lengths, args.model)
         runs = {"a": a, "c": c}
         if not args.skip_grammar:
-            runs["b"] = _fresh(_run, "b", threads, reports, lengths)
+            runs["b"] = _fresh(_run, "b", threads, reports, lengths, args.model)
         summary = {key: _summary(PATHS[key], run) for key, run in sorted(runs.items())}
-        pipeline = _fresh(_pipeline, threads, reports)
+        pipeline = _fresh(_pipeline, threads, reports, args.model)
         results.append({"threads": threads, "paths": summary, "pipeline": pipeline})
 
-    table = Table(title=f"Decoding on {len(reports)} elmtex-open val reports (Gemma 3 270M Q4_K_M, greedy)")
+    model = args.model or "the default model"
+    table = Table(title=f"Decoding on {len(reports)} elmtex-open val reports ({model}, greedy)")
     columns = ("threads", "path", "answer tok/s", "sampled tok/s", "prompt s", "gen s", "answer tok", "RSS MB", "valid")
     for column in columns:
         table.add_column(column, justify="right" if column not in ("path",) else "left")

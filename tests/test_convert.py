@@ -330,10 +330,17 @@ def test_recipe_reproduces_the_shipped_default() -> None:
     assert recipe.base_gguf == "gemma-3-270m"
     assert [Path(path).name for path in recipe.train_files] == ["train.jsonl", "train-extra.jsonl"]
     assert recipe.injection_fraction > 0
-    assert recipe.stop_at == 300  # where the shipped run was cut
-    shipped, _ = Registry.default().get(DEFAULT_MODEL)
+    assert recipe.stop_at == 350  # where the shipped run was cut
+    shipped, folder = Registry.default().get(DEFAULT_MODEL)
     assert recipe.name == shipped.name
     assert recipe.decoding == shipped.decoding  # the setting chosen on val is the one shipped
+    # The shipped adapter has the recipe's rank and alpha (GGUF: lora_a is [in, rank]).
+    from gguf import GGUFReader
+
+    adapter = GGUFReader(folder / shipped.adapter.file)
+    lora_a = next(t for t in adapter.tensors if t.name.endswith(".lora_a"))
+    assert int(lora_a.shape[-1]) == recipe.lora_r
+    assert float(adapter.fields["adapter.lora.alpha"].parts[-1][0]) == recipe.lora_alpha
 
 
 def test_register_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 #
 #   convert/recipes/gemma-3-270m-elmtex.sh
 #
-# One pipeline run of gemma-3-270m-elmtex.toml: 300 steps of 16 examples (4,800 passes). On one H200
-# the steps took 320 s beside three other runs; on a CPU with bf16 autocast, 6.5 s per example with
-# one thread beside another job (docs/performance.md), so plan most of a working day: it resumes
+# One pipeline run of gemma-3-270m-elmtex.toml: 350 steps of 16 examples (5,600 passes). On one H200
+# the steps took 495 s beside three other runs; on a CPU with bf16 autocast, about 6.5 s per example
+# with one thread (docs/performance.md, measured at r16), so plan most of a day and a night: it resumes
 # where it stopped when run again. The result is registered in the user models folder; copy it into models/ with
 # `edge-extract-convert register ... --models-dir models` to ship it. On a CUDA machine pass
 # EDGE_EXTRACT_TRAIN_ARGS="--set batch_size=4 --set grad_accum=4" (the same 16 examples per step).
