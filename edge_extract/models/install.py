@@ -170,6 +170,8 @@ def assemble_from_chunks(manifest: Manifest, target: Path, *, find_links: Path |
             size, sha256 = join_chunks(chunks, tmp)
             if (manifest.size is not None and size != manifest.size) or sha256 != manifest.sha256:
                 expected = f"{manifest.size:,} bytes, " if manifest.size is not None else ""
+                if missing:  # packages that make a wrong file are of no use: not left taking disk space
+                    uninstall_packages(missing)
                 raise ModelError(
                     f"the packages of {manifest.name} do not make the expected file ({size:,} bytes, sha256 "
                     f"{sha256[:12]}...; the manifest says {expected}{manifest.sha256[:12]}...): "
