@@ -101,6 +101,11 @@ if (-not $record) { Die "self-test failed: no record written in $selftest" }
 & $envPython (Join-Path $Bundle "selftest_check.py") $record.FullName
 if ($LASTEXITCODE -ne 0) { Die "self-test failed: the record did not validate" }
 Say "self-test ok"
+foreach ($model in @($info.models | Where-Object { $_ })) {
+    Say "installing the optional model $model from the bundle"
+    & (Join-Path $envDir "Scripts\edge-extract.exe") models install $model --find-links (Join-Path $Bundle "models")
+    if ($LASTEXITCODE -ne 0) { Die "could not install $model (see above)" }
+}
 
 # 5. Switch over, then PATH and the launcher. pip's edge-extract.exe names its environment's
 # python.exe by absolute path, so a copy in bin\ runs that environment; an .exe rather than a

