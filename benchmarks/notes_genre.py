@@ -43,7 +43,9 @@ def score(record: dict[str, str], note: dict) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"found": [], "ROUGE-L": [], "grounded": [], "age": [], "gender": []}
     for name, section in gold.items():
         if name in EXACT_FIELDS:
-            out[name].append(float(EXACT_FIELDS[name](record[name], section)))
+            # The weak labels write "female"; the schema's choices are capitalised.
+            gold_value = section.capitalize() if name == "gender" else section
+            out[name].append(float(EXACT_FIELDS[name](record[name], gold_value)))
             continue
         out["found"].append(float(not is_absent(record[name])))
         out["ROUGE-L"].append(rouge(record[name], section)["rougeL"])
