@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from ._version import __version__
 from .decoding import DecodeStats, DecodingSettings
 from .errors import EdgeExtractError, GenerationError, OutputInvalidError
+from .evidence import Evidence, align, ungrounded_flags
 from .generation import Generator
 from .injection import SUSPECTED_INJECTION, values_from_passages
 from .models.manifest import Manifest
@@ -99,6 +100,11 @@ class Result(BaseModel):
     source: str
     status: Literal["ok", "failed"]
     summary: Record | None = None
+    evidence: dict[str, list[Evidence]] | None = None
+    """Where each item of `summary` is in the report text (evidence.py); None in a failed result
+    and in records written before evidence spans. Not a key of the resume fingerprint of its own:
+    the edge-extract version is, so a new release makes records anew, and within one version an
+    earlier record without evidence is kept rather than paying generation again for it."""
     flags: list[str] = []
     error: ErrorInfo | None = None
     provenance: Provenance
@@ -225,11 +231,16 @@ class Extractor:
             flags += [f"loop:{name}" for name in stats.looped_fields]
             if values_from_passages(report.text, record):
                 flags.append(SUSPECTED_INJECTION)
+            # Aligned to the whole report even when the prompt held only a prefix
+            # (`report_truncated`): the offsets then still index the text input_sha256 names.
+            evidence = align(report.text, record)
+            flags += ungrounded_flags(evidence)
             return Result(
                 id=report.id,
                 source=report.source,
                 status="ok",
                 summary=record,
+                evidence=evidence,
                 flags=flags,
                 provenance=self._provenance(report, self.clock() - started, stats),
             )

@@ -20,7 +20,9 @@ from edge_extract.schema import Example, Record
 from .fakes import FixedExamples, ScriptedGenerator, WordRuntime, fake_manifest
 
 VALID = json.dumps(Record(diagnosis="community-acquired pneumonia", age="67 years").model_dump())
-REPORT = Report(id="r", text="A 67-year-old man with fever and cough. " * 20, source="-", sha256="abc")
+REPORT = Report(
+    id="r", text="A 67-year-old man with fever, cough and community-acquired pneumonia. " * 20, source="-", sha256="abc"
+)
 EXAMPLES = tuple(
     Example(report=f"Example report {n}: " + "a patient with a long history " * 40, summary=Record(diagnosis=f"d{n}"))
     for n in range(3)
@@ -175,3 +177,15 @@ def test_a_value_copied_from_a_payload_is_flagged_in_the_record_the_csv_and_the_
     assert "suspected_injection" in (out / "results.csv").read_text()
     assert summary.flagged == {"suspected_injection": 1}
     assert json.loads((out / "summary.json").read_text())["flagged"] == {"suspected_injection": 1}
+
+
+def test_the_record_carries_evidence_and_flags_a_field_with_an_item_not_in_the_report():
+    answer = Record(diagnosis="community-acquired pneumonia; ZEBRA-7 syndrome", age="67 years", gender="Male")
+    result = extractor(ScriptedGenerator([answer.model_dump_json()])).extract(REPORT)
+    assert result.status == "ok" and result.flags == ["ungrounded:diagnosis"]
+    pneumonia, zebra = result.evidence["diagnosis"]
+    assert REPORT.text[pneumonia.start : pneumonia.end] == "community-acquired pneumonia"
+    assert (pneumonia.match, zebra.match, zebra.start) == ("exact", "none", None)
+    assert [entry.match for entry in result.evidence["age"]] == ["fuzzy"]
+    assert "gender" not in result.evidence
+    assert pipeline.Result.model_validate_json(result.model_dump_json()) == result
