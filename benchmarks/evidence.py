@@ -13,16 +13,16 @@ gold item of their field (token F1 >= ITEM_THRESHOLD, the item metric's own rule
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
 from rapidfuzz import fuzz
 
+from edge_extract.evaluation import read_gold, read_predictions
 from edge_extract.evidence import FUZZY_MIN, Evidence, align, normalise
 from edge_extract.metrics import ITEM_THRESHOLD, age_correct, item_tokens, token_f1
-from edge_extract.schema import Example, Record, items
+from edge_extract.schema import Record, items
 
 THRESHOLDS = (50.0, 60.0, 65.0, 70.0, 75.0, 80.0, 90.0, 100.0)
 
@@ -47,22 +47,22 @@ def _share(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
 
 
-def measure(records: list[tuple[Record, Example]], threshold: float) -> tuple[Counter[str], float]:
-    """Counts of (match kind, right or wrong) and of bad spans; seconds per record."""
+def measure(records: list[tuple[Record, str, Record]], threshold: float) -> tuple[Counter[str], float]:
+    """Counts of (match kind, right or wrong) and of bad spans; seconds per record.
+    `records`: (predicted record, report text, gold record)."""
     counts: Counter[str] = Counter()
     seconds = 0.0
-    for record, example in records:
-        assert example.summary is not None
+    for record, text, gold in records:
         started = time.perf_counter()
-        evidence = align(example.report, record, threshold=threshold)
+        evidence = align(text, record, threshold=threshold)
         seconds += time.perf_counter() - started
         for name, entries in evidence.items():
             for entry in entries:
                 grounded = "unfound" if entry.match == "none" else "found"
                 counts[entry.match] += 1
-                counts[f"{grounded} right"] += _right(name, entry.item, example.summary)
+                counts[f"{grounded} right"] += _right(name, entry.item, gold)
                 counts[grounded] += 1
-                counts["bad spans"] += not _span_matches(entry, example.report, threshold)
+                counts["bad spans"] += not _span_matches(entry, text, threshold)
     return counts, seconds / max(len(records), 1)
 
 
@@ -71,19 +71,16 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a run folder of `edge-extract eval run`")
     parser.add_argument("--gold", type=Path, required=True, help="the ELMTEX-layout file it was run on")
     args = parser.parse_args()
-    examples = {}
-    for line in args.gold.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            example = Example.model_validate_json(line)
-            examples[example.id] = example
+    # Paired by report hash, as `edge-extract eval score` pairs them.
+    reports = {report.sha256: report for report in read_gold(args.gold)}
     records = []
-    for line in (args.run / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line) if line.strip() else {}
-        if row.get("summary") is not None:
-            records.append((Record.model_validate(row["summary"]), examples[row["id"].rpartition("#")[2]]))
+    for result in read_predictions(args.run):
+        report = reports[result.provenance.input_sha256]
+        if result.summary is not None and report.gold is not None:
+            records.append((result.summary, report.text, report.gold))
     print(f"{len(records)} records; default threshold {FUZZY_MIN:g}")
     # The gold items themselves, for scale: how much annotators paraphrase their report.
-    gold = [(example.summary, example) for _, example in records if example.summary is not None]
+    gold = [(gold, text, gold) for _, text, gold in records]
     print("| fuzzy min | items | exact | fuzzy | not found | precision found | precision not found | ms/record |")
     print("|---|---|---|---|---|---|---|---|")
     runs = [*((f"{t:g}", t, records) for t in THRESHOLDS), (f"gold, {FUZZY_MIN:g}", FUZZY_MIN, gold)]
