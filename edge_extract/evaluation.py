@@ -59,7 +59,14 @@ class RunMetrics(BaseModel):
     """Mean extraction time per report, from each result's provenance."""
     failed: int
     """Records whose extraction failed (scored as all-N/A)."""
+    cut: int = 0
+    """Records with a value cut at a repetition loop or a length cap (flags loop:/capped:)."""
+    peak_rss_mb: float | None = None
+    """Peak resident memory of the extracting process; None where the platform or an older run has none."""
     scores: Scores
+
+
+CUT_FLAGS = ("loop:", "capped:")
 
 
 def read_gold(path: Path, *, limit: int | None = None) -> list[Report]:
@@ -111,6 +118,7 @@ def score_run(
     *,
     semantic: PairScorer,
     info: RunInfo,
+    peak_rss_mb: float | None = None,
 ) -> RunMetrics:
     """Pair results with gold reports by report hash (so a moved data file still matches) and score.
 
@@ -126,6 +134,8 @@ def score_run(
         run=info,
         seconds_per_report=round(fmean(r.provenance.seconds for r in results), 3) if results else 0.0,
         failed=sum(p is None for p in predictions),
+        cut=sum(any(flag.startswith(CUT_FLAGS) for flag in result.flags) for result in results),
+        peak_rss_mb=peak_rss_mb,
         scores=score_records(predictions, golds, semantic=semantic),
     )
 
@@ -176,7 +186,9 @@ OVERALL_COLUMNS: list[tuple[str, Callable[[RunMetrics], float | None]]] = [
     ("valid", lambda m: m.scores.schema_valid_rate),
     ("age acc", lambda m: m.scores.age_accuracy),
     ("gender acc", lambda m: m.scores.gender_accuracy),
+    ("loop/cap records", lambda m: m.cut),
     ("s/report", lambda m: m.seconds_per_report),
+    ("peak MB", lambda m: None if m.peak_rss_mb is None else round(m.peak_rss_mb)),
 ]
 FIELD_COLUMNS: list[tuple[str, str]] = [
     ("gold", "scored"),

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +57,16 @@ def physical_cores() -> int:
         return max(1, min(len(cores) or logical, logical))
     except OSError:
         return logical
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory so far, MB; None where the platform does not say (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # macOS counts bytes, Linux KiB
 
 
 def system_info() -> str:

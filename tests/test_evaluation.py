@@ -25,6 +25,7 @@ from edge_extract.evaluation import (
 from edge_extract.metrics import SemanticScorer
 from edge_extract.pipeline import Extractor
 from edge_extract.prompt import Strategy
+from edge_extract.runtime import peak_rss_mb
 from edge_extract.schema import Example, Record
 
 from .conftest import TRAIN
@@ -104,7 +105,8 @@ def runs(extractor, gold_file: Path, tmp_path_factory: pytest.TempPathFactory) -
         results = run_extraction(each, reports, out=out, on_result=seen.append)
         assert seen == results
         info = run_info(name=f"test-{strategy}", data=gold_file, reports=reports, results=results)
-        write_report([score_run(results, reports, semantic=semantic, info=info)], out)
+        metrics = score_run(results, reports, semantic=semantic, info=info, peak_rss_mb=peak_rss_mb())
+        write_report([metrics], out)
         folders[strategy] = out
     return folders
 
@@ -126,6 +128,8 @@ def test_run_folder(runs, strategy: str):
     assert metrics.failed == sum(r.status == "failed" for r in results)
     assert metrics.scores.schema_valid_rate == 1 - metrics.failed / 2
     assert metrics.seconds_per_report > 0
+    assert metrics.cut == sum(any(f.startswith(("loop:", "capped:")) for f in r.flags) for r in results)
+    assert metrics.peak_rss_mb is not None and metrics.peak_rss_mb > 200  # the model itself is 253 MB, mapped
     for value in metrics.scores.macro.model_dump().values():
         assert value is None or 0.0 <= value <= 1.0
     summary = (out / "summary.md").read_text()
@@ -146,6 +150,7 @@ def test_rescoring_a_run_against_other_gold(runs, gold_file: Path, tmp_path: Pat
     # the gold file holds 3 records and the run 2: the third is scored as an empty prediction
     assert (after.run.name, after.run.records, after.failed) == ("test-naive", 3, before.failed + 1)
     assert after.scores.fields["diagnosis"].scored == 3
+    assert after.peak_rss_mb == before.peak_rss_mb  # extraction was not repeated
 
 
 @pytest.mark.model

@@ -32,7 +32,7 @@ from ..metrics import ENCODER
 from ..pipeline import Result
 from ..prompt import Strategy
 from ..reading import Report
-from ..runtime import physical_cores
+from ..runtime import peak_rss_mb, physical_cores
 from ..ui import get_console, progress
 from ._app import MODEL_OPTION, THREADS_OPTION, app
 from .exits import one_line_errors
@@ -131,7 +131,9 @@ def run(
             )
     finally:
         extractor.runtime.close()
-    _score_and_show(results, reports, name=name, data=data, threads=threads, out=out)
+    # Measured before scoring: the semantic scorer's encoder is not part of extraction.
+    peak = peak_rss_mb()
+    _score_and_show(results, reports, name=name, data=data, threads=threads, out=out, peak_rss_mb=peak)
 
 
 @eval_app.command("score")
@@ -146,20 +148,30 @@ def score(
 
     results = read_predictions(run_dir)
     reports = read_gold(data)
+    earlier = load_run(run_dir) if (run_dir / METRICS).is_file() else None
     if name is None:
-        name = load_run(run_dir).run.name if (run_dir / METRICS).is_file() else run_dir.name
-    _score_and_show(results, reports, name=name, data=data, threads=threads, out=run_dir)
+        name = earlier.run.name if earlier else run_dir.name
+    peak = earlier.peak_rss_mb if earlier else None  # extraction is not repeated: keep what it measured
+    _score_and_show(results, reports, name=name, data=data, threads=threads, out=run_dir, peak_rss_mb=peak)
 
 
 def _score_and_show(
-    results: list[Result], reports: list[Report], *, name: str, data: Path, threads: int | None, out: Path
+    results: list[Result],
+    reports: list[Report],
+    *,
+    name: str,
+    data: Path,
+    threads: int | None,
+    out: Path,
+    peak_rss_mb: float | None,
 ) -> None:
     """Score a run, write its metrics.json, summary.md and chart into `out`, show the table."""
     from ..metrics import SemanticScorer
 
     info = run_info(name=name, data=data, reports=reports, results=results)
     with get_console().status(f"scoring ({ENCODER})"):
-        metrics = score_run(results, reports, semantic=SemanticScorer(threads=threads or physical_cores()), info=info)
+        semantic = SemanticScorer(threads=threads or physical_cores())
+        metrics = score_run(results, reports, semantic=semantic, info=info, peak_rss_mb=peak_rss_mb)
     _show([metrics], write_report([metrics], out), fields=True)
 
 
