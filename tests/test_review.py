@@ -143,13 +143,19 @@ def test_confidence_and_check_marks_are_shown_where_records_have_them(tmp_path: 
     assert fields["gender"]["confidence"] == 0.9 and not fields["gender"]["check"]
 
 
-def test_records_of_dataset_files_and_odd_names_get_their_pages(tmp_path: Path) -> None:
+def test_records_of_dataset_files_html_and_odd_names_get_their_pages(tmp_path: Path) -> None:
     dataset = json.dumps({"id": "EN1", "report": REPORT}) + "\n"
-    out = _batch(tmp_path, {"set.jsonl": dataset, "a&<b>.txt": REPORT}, answers=2)
+    markup = "<html><body><p>A 58-year-old man had <b>fever</b> &amp; a productive cough.</p><script>x()</script>"
+    out = _batch(tmp_path, {"set.jsonl": dataset, "a&<b>.txt": REPORT, "c.html": markup}, answers=3)
     site = write_review(out)
     assert site.without_text == []
     pages = [record["page"] for record in page_data(site.index)["records"]]
-    assert pages == ["records/a%26%3Cb%3E.txt.html", "records/set.jsonl%23EN1.html"]
+    assert pages == ["records/a%26%3Cb%3E.txt.html", "records/c.html.html", "records/set.jsonl%23EN1.html"]
+    # an HTML report's offsets index the text extracted from it, which the page shows
+    html_view = page_data(out / "review" / "records" / "c.html.html")["records"][0]
+    assert html_view["text"] == "A 58-year-old man had fever & a productive cough."
+    fever = next(mark for mark in html_view["marks"] if mark["items"] == ["signs_symptoms:0"])
+    assert html_view["text"][fever["start"] : fever["end"]] == "fever"
     dataset_page = out / "review" / "records" / "set.jsonl#EN1.html"
     assert page_data(dataset_page)["records"][0]["text"] == REPORT
     assert "<title>a&amp;&lt;b&gt;.txt</title>" in (out / "review" / "records" / "a&<b>.txt.html").read_text()

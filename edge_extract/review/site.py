@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ..batch import RESULTS_JSONL
 from ..errors import InputError, OutputError
 from ..files import atomic_write_text
-from ..output import output_path, repair_jsonl
+from ..output import output_path
 from ..pipeline import Result
 from ..reading import printable
 from .page import PageData, render_page
@@ -57,9 +57,10 @@ def read_results(out: Path) -> list[Result]:
             reason="missing",
         )
     results = []
-    for number, row in enumerate(repair_jsonl(path), 1):
+    # Read only: the batch writes this table whole and atomically, so it has no torn line to repair.
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
-            results.append(Result.model_validate(row))
+            results.append(Result.model_validate_json(line))
         except ValidationError:
             raise InputError(f"{printable(str(path))}: line {number} is not a record", reason="not_a_result") from None
     return results
