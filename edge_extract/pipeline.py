@@ -105,6 +105,7 @@ class Result(BaseModel):
     and in records written before evidence spans. Not a key of the resume fingerprint of its own:
     the edge-extract version is, so a new release makes records anew, and within one version an
     earlier record without evidence is kept rather than paying generation again for it."""
+    confidence: dict[str, float] | None = None
     flags: list[str] = []
     error: ErrorInfo | None = None
     provenance: Provenance

@@ -8,7 +8,6 @@ adapter), both tokenizers give the same ids, the chat template and chat tokens s
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import shutil
@@ -34,17 +33,14 @@ from edge_extract.models.registry import DEFAULT_MODEL, Registry
 from edge_extract.prompt import CHAT_FORMATS, render_prompt, render_training_text
 from edge_extract.schema import Example, Record
 
+from .tiny_tokenizer import CHAT_TEMPLATE, CHAT_TOKENS, build_tokenizer
+
 if TYPE_CHECKING:
     import llama_cpp
     import torch
 
 CONVERT_EXTRA = ("torch", "transformers", "peft", "sentencepiece")
 CHATML = CHAT_FORMATS["chatml"]
-CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 LOGIT_TOLERANCE = 2e-3
 """Max abs difference of float32 logits, HF vs llama.cpp (measured: 1.5e-4, logits up to ~2)."""
 
@@ -54,56 +50,12 @@ def _short_examples(rows: list[dict], n: int) -> list[dict]:
     return sorted(annotated, key=lambda row: len(row["report"]))[:n]
 
 
-def _build_tokenizer(folder: Path, texts: list[str]) -> None:
-    """A SentencePiece BPE vocabulary in the HF layout, tokenized alike by HF and llama.cpp.
-
-    The traps: chat tokens must be control symbols (else llama.cpp splits them), no dummy
-    prefix (else one side adds a leading space), and add_bos_token / add_eos_token /
-    add_prefix_space written out (else each side assumes its own default, silently).
-    """
-    import sentencepiece as spm
-    from transformers import AutoTokenizer
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter([line for text in texts for line in text.split("\n") if line.strip()]),
-        model_writer=model,
-        vocab_size=600,
-        model_type="bpe",
-        byte_fallback=True,
-        add_dummy_prefix=False,
-        control_symbols=CHAT_TOKENS,
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        character_coverage=1.0,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        max_sentence_length=100_000,
-        num_threads=1,
-        minloglevel=2,
-    )
-    staging = folder / "sp"
-    staging.mkdir(parents=True)
-    (staging / "tokenizer.model").write_bytes(model.getvalue())
-    settings = {"add_bos_token": True, "add_eos_token": False, "add_prefix_space": False}
-    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-    (staging / "tokenizer_config.json").write_text(json.dumps({**config, **settings, "legacy": False}))
-    AutoTokenizer.from_pretrained(staging).save_pretrained(folder)  # writes tokenizer.json
-    # The HF re-save drops tokenizer.model and these keys; llama.cpp reads both.
-    (folder / "tokenizer.model").write_bytes(model.getvalue())
-    saved = json.loads((folder / "tokenizer_config.json").read_text())
-    saved.update(settings, chat_template=CHAT_TEMPLATE)
-    (folder / "tokenizer_config.json").write_text(json.dumps(saved, indent=2))
-
-
 def _build_base(folder: Path, texts: list[str]) -> None:
     """A random 2-layer Llama, hidden size 256 so that Q4_K_M quantizes its matrices for real."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    _build_tokenizer(folder, texts)
+    build_tokenizer(folder, texts)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(0)
     config = LlamaConfig(

@@ -10,6 +10,7 @@ from . import doctor as _doctor  # noqa: F401
 from . import eval as _eval  # noqa: F401
 from . import extract as _extract  # noqa: F401
 from . import models as _models  # noqa: F401
+from . import review as _review  # noqa: F401
 from . import watch as _watch  # noqa: F401
 from ._app import app
 
