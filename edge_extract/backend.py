@@ -83,8 +83,8 @@ def _error_code(data: Any) -> str:
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         for key in ("code", "type"):
-            value = str(error.get(key, ""))
-            if _CODE.match(value):
+            value = error.get(key)
+            if isinstance(value, (str, int)) and _CODE.match(str(value)):
                 return f" ({value})"
     return ""
 

@@ -1,5 +1,6 @@
-"""A read Report -> prompt -> generate -> validate -> Result. Reading the report and writing the
-Result are the callers' steps (reading.py; output.py and batch.py)."""
+"""A read Report -> prompt -> generate -> validate -> Result, one report at a time or many at once
+(`extract_many`). Reading the report and writing the Result are the callers' steps (reading.py;
+output.py and batch.py)."""
 
 from __future__ import annotations
 
