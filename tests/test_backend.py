@@ -210,7 +210,24 @@ def test_options_that_need_a_server_or_a_local_model(tmp_path: Path, options: li
     assert message in result.output
 
 
-# With the real default model
+# With the real default model (its files: the tokenizer a server's prompts are checked with)
+
+
+@pytest.mark.model
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["watch", "eval"])
+def test_watch_and_eval_stop_when_the_server_is_unreachable(command: str, tmp_path: Path, model_cache: Path):
+    backend = ["--backend", f"http://127.0.0.1:{free_port()}"]
+    if command == "watch":
+        (tmp_path / "inbox").mkdir()
+        args = ["watch", str(tmp_path / "inbox"), "--out", str(tmp_path / "out"), *backend]
+    else:
+        data = tmp_path / "gold.jsonl"
+        data.write_text(json.dumps({"report": "Fever.", "summary": {"signs_symptoms": "fever"}}) + "\n")
+        args = ["eval", str(data), "--out", str(tmp_path / "run"), *backend]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 4, result.output
+    assert "no answer from" in result.output
 
 
 @pytest.mark.model
