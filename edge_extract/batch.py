@@ -367,8 +367,8 @@ def run_batch(
 
     Stops between reports when `should_stop()` says so; a KeyboardInterrupt inside a report, or a
     server gone (BackendUnavailableError, raised once the reports in flight are recorded), still
-    leaves valid tables for what was done, and no completion marker. A report whose file cannot be written is failed,
-    and the run goes on. Raises ConfigError when OUT is in use, unwritable or holds files
+    leaves valid tables for what was done, and no completion marker. A report whose file cannot
+    be written is failed, and the run goes on. Raises ConfigError when OUT is in use, unwritable or holds files
     edge-extract did not write (allowed with `force`), OutputError when the tables cannot be written.
     """
     listener = listener or Listener()
