@@ -192,8 +192,9 @@ class ServerGenerator:
         text = self.vocabulary.as_text(tokens)
         if text is None:
             raise GenerationError(
-                "the report spells out a control token of the model (such as <end_of_turn>), which a server "
-                "would obey: extract it without --backend"
+                "this prompt cannot go to a server as text that gives the tokens the local path feeds (the report "
+                "spells a control token such as <end_of_turn>, which a server would obey, or the model's tokenizer "
+                "joins report and prompt text otherwise): extract it without --backend"
             )
         penalty = retry_penalty(self.settings) if retry else 1.0
         body = {

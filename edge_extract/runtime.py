@@ -342,9 +342,14 @@ class Vocabulary:
     def as_text(self, tokens: Sequence[int]) -> str | None:
         """The prompt as text that a server, tokenizing it as servers do (BOS added, special-token
         text parsed as control tokens), turns into exactly `tokens`; None when no such text
-        exists, e.g. when report text spells a control token such as `<end_of_turn>`."""
+        exists: when report text spells a control token such as `<end_of_turn>`, or where the
+        tokenizer merges across the seams of a prompt's parts (Qwen's joins a report's last `.`
+        with our next line break; Gemma's never did on elmtex-open)."""
+        # Our prompts open with BOS; a server adds it itself only where the vocabulary says so
+        # (Gemma, Llama), so elsewhere (Qwen) it is written out as text.
+        added = self._llm._model.add_bos_token()
         with self._lock:
-            text = self._llm.detokenize(list(tokens[1:]), special=True).decode("utf-8", "replace")
+            text = self._llm.detokenize(list(tokens[1:] if added else tokens), special=True).decode("utf-8", "replace")
             same = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True) == list(tokens)
         return text if same else None
 
