@@ -10,8 +10,8 @@ Example:
 from __future__ import annotations
 
 from ._version import __version__
-from .api import extract, load_model
+from .api import connect_backend, extract, load_model
 from .pipeline import Extractor, Result
 from .schema import FIELDS, Record
 
-__all__ = ["FIELDS", "Extractor", "Record", "Result", "__version__", "extract", "load_model"]
+__all__ = ["FIELDS", "Extractor", "Record", "Result", "__version__", "connect_backend", "extract", "load_model"]

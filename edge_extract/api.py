@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 
 from .decoding import DecodingSettings
+from .errors import ConfigError
 from .generation import Decoder, make_generator
 from .models.registry import Registry
 from .pipeline import ExampleSource, Extractor, Result
 from .prompt import Strategy
 from .reading import Report, text_sha256
-from .runtime import LoadSettings, Runtime, physical_cores
+from .runtime import LoadSettings, Runtime, Vocabulary, physical_cores
 
 
 def load_model(
@@ -29,12 +30,46 @@ def load_model(
     Extraction is offline: the hub client is told so before anything could import it. The files'
     sha256 are checked by Runtime, on the bytes it loads, while it loads them.
     """
+    if decoder is Decoder.server:
+        raise ConfigError("the server decoder needs a server: --backend URL (connect_backend)")
     os.environ["HF_HUB_OFFLINE"] = "1"
     resolved = (registry or Registry.default()).resolve(name, verify=False)
     settings = LoadSettings(n_ctx=resolved.manifest.context_size, n_threads=threads or physical_cores())
     runtime = Runtime(resolved, settings=settings)
     generator = make_generator(decoder, runtime, settings=decoding or resolved.manifest.decoding)
     return Extractor(runtime, generator, manifest=resolved.manifest, strategy=strategy, examples=examples)
+
+
+def connect_backend(
+    url: str,
+    name: str | None = None,
+    *,
+    strategy: Strategy = Strategy.naive,
+    examples: ExampleSource | None = None,
+    concurrency: int = 1,
+    timeout: float | None = None,
+    registry: Registry | None = None,
+) -> Extractor:
+    """An Extractor whose answers come from an OpenAI-compatible server at `url` (backend.py).
+
+    `name` (default: the default model) is the registered model the server serves, or one with
+    the same prompt format and tokenizer: its manifest gives the prompt format and context size,
+    its GGUF the tokenizer (vocabulary only, checked against its sha256). Records name the model
+    as the server does. Raises BackendUnavailableError when the server does not answer.
+    """
+    from .backend import DEFAULT_TIMEOUT, ServedModel, ServerClient, ServerGenerator
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    resolved = (registry or Registry.default()).resolve(name)
+    manifest = resolved.manifest
+    client = ServerClient(url, timeout=timeout or DEFAULT_TIMEOUT, connections=concurrency)
+    served = client.served_model(manifest.name)
+    vocabulary = Vocabulary(resolved.path)
+    model = ServedModel(vocabulary, client, n_ctx=manifest.context_size)
+    generator = ServerGenerator(
+        client, vocabulary, model=served, n_ctx=manifest.context_size, settings=manifest.decoding
+    )
+    return Extractor(model, generator, manifest=manifest, strategy=strategy, examples=examples, model_name=served)
 
 
 def extract(text: str, *, extractor: Extractor, report_id: str = "text") -> Result:

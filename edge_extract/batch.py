@@ -46,7 +46,7 @@ from .output import (
     write_jsonl,
     write_result,
 )
-from .pipeline import ErrorInfo, Extractor, Result
+from .pipeline import ErrorInfo, Extractor, Result, extract_many
 from .reading import Report, list_folder, printable, read_path, read_stdin
 
 RESULTS_JSONL = "results.jsonl"
@@ -179,6 +179,12 @@ class RunStats:
     @property
     def seconds_per_report(self) -> float:
         return self.extraction_seconds / self.extracted if self.extracted else 0.0
+
+    @property
+    def reports_per_minute(self) -> float:
+        """Throughput: reports extracted per minute of wall time (with --concurrency, more than
+        60 / seconds_per_report)."""
+        return 60 * self.extracted / self.elapsed_seconds if self.elapsed_seconds else 0.0
 
 
 def check_out(out: Path, *, force: bool = False) -> None:
@@ -313,6 +319,7 @@ class OutputFolder:
             "failed": stats.failed,
             "unwritten": stats.unwritten,
             "seconds_per_report": round(stats.seconds_per_report, 3),
+            "reports_per_minute": round(stats.reports_per_minute, 2),
             "elapsed_seconds": round(stats.elapsed_seconds, 3),
             "flagged": stats.flagged,
             "fingerprint": self.fingerprint,
@@ -325,13 +332,8 @@ class OutputFolder:
             ) from None
 
 
-def extract_report(
-    report: Report, *, extractor: Extractor, folder: OutputFolder, listener: Listener, stats: RunStats
-) -> Result:
-    """The step a batch and an inbox share for each report to do: extract it, write its file and
-    journal line, count it, tell the listener. Returns what was recorded."""
-    listener.report_started(report)
-    extracted = extractor.extract(report)
+def record_result(extracted: Result, *, folder: OutputFolder, listener: Listener, stats: RunStats) -> Result:
+    """Write a report's file and journal line, count it, tell the listener. Returns what was recorded."""
     result = folder.record(extracted)
     stats.extracted += 1
     stats.failed += result.status == "failed"
@@ -339,6 +341,14 @@ def extract_report(
     stats.extraction_seconds += result.provenance.seconds
     listener.report_finished(result)
     return result
+
+
+def extract_report(
+    report: Report, *, extractor: Extractor, folder: OutputFolder, listener: Listener, stats: RunStats
+) -> Result:
+    """The step an inbox takes for each report to do: extract it, then record it."""
+    listener.report_started(report)
+    return record_result(extractor.extract(report), folder=folder, listener=listener, stats=stats)
 
 
 def run_batch(
@@ -349,13 +359,16 @@ def run_batch(
     force: bool = False,
     listener: Listener | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    concurrency: int = 1,
     clock: Callable[[], float] = time.perf_counter,
 ) -> RunStats:
-    """Extract every report of `inputs` into OUT, skipping those already done (unless `force`).
+    """Extract every report of `inputs` into OUT, skipping those already done (unless `force`),
+    `concurrency` at a time (pipeline.extract_many); each is recorded as it finishes.
 
-    Stops between reports when `should_stop()` says so; a KeyboardInterrupt inside a report
-    still leaves valid tables for what was done. A report whose file cannot be written is failed,
-    and the run goes on. Raises ConfigError when OUT is in use, unwritable or holds files
+    Stops between reports when `should_stop()` says so; a KeyboardInterrupt inside a report, or a
+    server gone (BackendUnavailableError, raised once the reports in flight are recorded), still
+    leaves valid tables for what was done, and no completion marker. A report whose file cannot
+    be written is failed, and the run goes on. Raises ConfigError when OUT is in use, unwritable or holds files
     edge-extract did not write (allowed with `force`), OutputError when the tables cannot be written.
     """
     listener = listener or Listener()
@@ -374,14 +387,13 @@ def run_batch(
         stats.skipped = len(results)
         listener.started(to_do=len(to_do), skipped=stats.skipped)
         try:
-            for report in to_do:
-                if should_stop():
-                    stats.interrupted = True
-                    break
-                results[report.id] = extract_report(
-                    report, extractor=extractor, folder=folder, listener=listener, stats=stats
-                )
-        except KeyboardInterrupt:
+            extracted = extract_many(
+                extractor, to_do, concurrency=concurrency, should_stop=should_stop, on_start=listener.report_started
+            )
+            for result in extracted:
+                results[result.id] = record_result(result, folder=folder, listener=listener, stats=stats)
+            stats.interrupted = len(results) < len(inputs.reports)
+        except BaseException:  # Ctrl-C, a server gone: the tables are written, the marker is not
             stats.interrupted = True
             raise
         finally:

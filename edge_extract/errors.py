@@ -50,6 +50,14 @@ class OutputInvalidError(EdgeExtractError):
     kind = "invalid_output"
 
 
+class BackendUnavailableError(EdgeExtractError):
+    """An extraction server (--backend) cannot be reached, keeps failing or refuses us: not the
+    report's fault, so it gets no record and the run stops; the same command resumes."""
+
+    exit_code = 4
+    kind = "backend"
+
+
 class UnknownModelError(ModelError):
     """No model of that name is registered."""
 

@@ -2,7 +2,7 @@
 
 A run folder holds everything needed to compare it with others or to score it again:
 
-    predictions.jsonl   one Result per record, in data order, appended as they come
+    predictions.jsonl   one Result per record, appended as they come (in data order but with --concurrency)
     metrics.json        RunMetrics: what was run, and its scores
     summary.md          the tables of scores_markdown
     scores.png          per-field bars of plot_fields
@@ -22,7 +22,7 @@ from .errors import ConfigError, InputError
 from .files import atomic_write_text, sha256_file
 from .metrics import ENCODER, ITEM_THRESHOLD, TEXT_FIELDS, PairScorer, Scores, score_records
 from .output import append_jsonl
-from .pipeline import Extractor, Result
+from .pipeline import Extractor, Result, extract_many
 from .reading import Report, read_path
 from .schema import FIELDS, Record
 
@@ -86,14 +86,15 @@ def run_extraction(
     *,
     out: Path,
     on_result: Callable[[Result], None] | None = None,
+    concurrency: int = 1,
 ) -> list[Result]:
-    """Extract every report, appending each Result to OUT/predictions.jsonl as it comes."""
+    """Extract every report, `concurrency` at a time, appending each Result to
+    OUT/predictions.jsonl as it comes (scoring pairs them with the gold by report hash)."""
     path = out / PREDICTIONS
     out.mkdir(parents=True, exist_ok=True)
     path.write_text("", encoding="utf-8")  # a new run starts a new file
     results = []
-    for report in reports:
-        result = extractor.extract(report)
+    for result in extract_many(extractor, reports, concurrency=concurrency):
         append_jsonl(path, result.model_dump(mode="json"))
         results.append(result)
         if on_result is not None:

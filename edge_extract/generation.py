@@ -30,6 +30,8 @@ class Decoder(str, Enum):
     """edge-extract's schema-driven decoding: skeleton fed, values generated (fast)."""
     grammar = "grammar"
     """llama-cpp-python's JSON-schema grammar (slow; the reference path)."""
+    server = "server"
+    """An OpenAI-compatible server's structured output (`--backend`; backend.ServerGenerator)."""
 
 
 class Generator(Protocol):
@@ -101,7 +103,7 @@ class GrammarGenerator:
 
 
 def make_generator(decoder: Decoder, runtime: Runtime, *, settings: DecodingSettings) -> Generator:
-    """The generator of a decoder, on a loaded model."""
+    """The generator of a local decoder (never Decoder.server: backend.ServerGenerator), on a loaded model."""
     if decoder is Decoder.grammar:
         return GrammarGenerator(runtime, settings=settings)
     return SchemaGenerator(runtime, settings=settings)

@@ -1,19 +1,21 @@
-"""A read Report -> prompt -> generate -> validate -> Result. Reading the report and writing the
-Result are the callers' steps (reading.py; output.py and batch.py)."""
+"""A read Report -> prompt -> generate -> validate -> Result, one report at a time or many at once
+(`extract_many`). Reading the report and writing the Result are the callers' steps (reading.py;
+output.py and batch.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from ._version import __version__
 from .decoding import DecodeStats, DecodingSettings
-from .errors import EdgeExtractError, GenerationError, OutputInvalidError
+from .errors import BackendUnavailableError, EdgeExtractError, GenerationError, OutputInvalidError
 from .evidence import Evidence, align, ungrounded_flags
 from .generation import Generator
 from .injection import SUSPECTED_INJECTION, values_from_passages
@@ -125,8 +127,11 @@ class Extractor:
         strategy: Strategy = Strategy.naive,
         examples: ExampleSource | None = None,
         n_examples: int = 3,
+        model_name: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`model_name`: the model's name in records, when not the manifest's (a server's own name
+        for the model it serves)."""
         if strategy is Strategy.advanced and examples is None:
             raise ValueError("the advanced strategy needs an example source")
         self.runtime = runtime
@@ -135,13 +140,14 @@ class Extractor:
         self.strategy = strategy
         self.examples = examples
         self.n_examples = n_examples
+        self.model_name = model_name or manifest.name
         self.clock = clock
 
     def _method(self) -> dict[str, Any]:
         """The provenance fields that say how every record of this extractor is made."""
         manifest = self.manifest
         return {
-            "model": manifest.name,
+            "model": self.model_name,
             "model_sha256": self.runtime.model_sha256,
             "adapter_sha256": self.runtime.adapter_sha256,
             "prompt_version": PROMPT_VERSION,
@@ -245,6 +251,9 @@ class Extractor:
                 flags=flags,
                 provenance=self._provenance(report, self.clock() - started, stats),
             )
+        except BackendUnavailableError as error:
+            # Not this report's fault: no record, the run stops, and the next run does it again.
+            raise BackendUnavailableError(f"{report.id}: {error}") from None
         except EdgeExtractError as error:
             return Result(
                 id=report.id,
@@ -254,3 +263,53 @@ class Extractor:
                 error=ErrorInfo(kind=error.kind, message=str(error)),
                 provenance=self._provenance(report, self.clock() - started, stats),
             )
+
+
+def extract_many(
+    extractor: Extractor,
+    reports: Iterable[Report],
+    *,
+    concurrency: int = 1,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_start: Callable[[Report], None] = lambda report: None,
+) -> Iterator[Result]:
+    """Results of `reports` as they finish, with at most `concurrency` extracting at once (worker
+    threads: for a server, whose requests wait on the network; a local model extracts one report
+    at a time, in the caller's thread).
+
+    No report starts once `should_stop()` says so. When one raises (a server gone), none starts
+    after it, those in flight are finished and given out, and then the error is raised.
+    """
+    if concurrency == 1:
+        for report in reports:
+            if should_stop():
+                return
+            on_start(report)
+            yield extractor.extract(report)
+        return
+    pending = iter(reports)
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="extract")
+    in_flight: set[Future[Result]] = set()
+    failure: BaseException | None = None
+    try:
+        while True:
+            while failure is None and len(in_flight) < concurrency and not should_stop():
+                report = next(pending, None)
+                if report is None:
+                    break
+                on_start(report)
+                in_flight.add(pool.submit(extractor.extract, report))
+            if not in_flight:
+                break
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                error = future.exception()
+                if error is None:
+                    yield future.result()
+                elif failure is None:
+                    failure = error
+        if failure is not None:
+            raise failure
+    finally:
+        # A second Ctrl-C leaves requests in flight behind (each ends within the request timeout).
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,7 @@ import ctypes
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -227,11 +228,7 @@ class Runtime:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
 
     def tokenize_prompt(self, prompt: Prompt) -> list[int]:
-        """BOS, then each part: our chat markers become special tokens, report text never does."""
-        tokens = [self._llm.token_bos()]
-        for part in prompt.parts:
-            tokens += self._llm.tokenize(part.text.encode("utf-8"), add_bos=False, special=not part.data)
-        return tokens
+        return _prompt_tokens(self._llm, prompt)
 
     def piece(self, token: int) -> bytes:
         """The bytes a token stands for; empty for control tokens (end of turn, unused ids)."""
@@ -322,6 +319,53 @@ class Runtime:
         except (RuntimeError, ValueError) as error:
             raise GenerationError(f"llama.cpp generation failed: {error}") from error
         return response["choices"][0]["text"], response["usage"]["completion_tokens"]
+
+
+def _prompt_tokens(llm: Any, prompt: Prompt) -> list[int]:
+    """BOS, then each part: our chat markers become special tokens, report text never does."""
+    tokens = [llm.token_bos()]
+    for part in prompt.parts:
+        tokens += llm.tokenize(part.text.encode("utf-8"), add_bos=False, special=not part.data)
+    return tokens
+
+
+class Vocabulary:
+    """A GGUF's tokenizer alone (llama.cpp's vocab_only load: no weights, no context), for a model
+    that runs elsewhere: the prompt tokens the local path would feed, and their text for a server."""
+
+    def __init__(self, path: Path) -> None:
+        check_gguf(path)
+        with _quiet_llama():
+            import llama_cpp
+
+            try:
+                self._llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+            except (ValueError, RuntimeError) as error:
+                raise ModelError(f"llama.cpp cannot read {path.name}: {error}") from error
+        # Worker threads tokenize concurrently; llama.cpp promises nothing for one vocab, and a
+        # lock costs nothing next to a request.
+        self._lock = threading.Lock()
+
+    def tokenize_prompt(self, prompt: Prompt) -> list[int]:
+        with self._lock:
+            return _prompt_tokens(self._llm, prompt)
+
+    def as_text(self, tokens: Sequence[int]) -> str | None:
+        """The prompt as text that a server, tokenizing it as servers do (BOS added, special-token
+        text parsed as control tokens), turns into exactly `tokens`; None when no such text
+        exists: when report text spells a control token such as `<end_of_turn>`, or where the
+        tokenizer merges across the seams of a prompt's parts (Qwen's joins a report's last `.`
+        with our next line break; Gemma's never did on elmtex-open)."""
+        # Our prompts open with BOS; a server adds it itself only where the vocabulary says so
+        # (Gemma, Llama), so elsewhere (Qwen) it is written out as text.
+        added = self._llm._model.add_bos_token()
+        with self._lock:
+            text = self._llm.detokenize(list(tokens[1:] if added else tokens), special=True).decode("utf-8", "replace")
+            same = self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True) == list(tokens)
+        return text if same else None
+
+    def close(self) -> None:
+        self._llm.close()
 
 
 def json_schema_grammar(schema: dict[str, Any]) -> str:

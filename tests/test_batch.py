@@ -126,7 +126,7 @@ def test_every_bad_input_gets_one_error_line_and_the_rest_is_done(
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     monkeypatch.setattr(batch_module, "read_path", read_path)
-    monkeypatch.setattr("edge_extract.cli.extract.load_model", lambda *args, **kwargs: extractor)
+    monkeypatch.setattr("edge_extract.cli._load.load_model", lambda *args, **kwargs: extractor)
 
     out = tmp_path / "out"
     result = runner.invoke(app, ["extract", str(folder), "--out", str(out)], catch_exceptions=False)
@@ -300,7 +300,7 @@ def test_desktop_launcher_runs_a_dropped_folder(tmp_path: Path, val_rows):
 
 def _batch_cli(monkeypatch, extractor: Extractor, *args: str):
     """`edge-extract extract ARGS` with the session's model (loading it again would only cost time)."""
-    monkeypatch.setattr("edge_extract.cli.extract.load_model", lambda *a, **k: extractor)
+    monkeypatch.setattr("edge_extract.cli._load.load_model", lambda *a, **k: extractor)
     return runner.invoke(app, ["extract", *args], catch_exceptions=False)
 
 

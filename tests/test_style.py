@@ -32,7 +32,7 @@ def test_tool_passes(command):
 
 
 def test_runtime_does_not_import_torch_or_transformers():
-    heavy = ("torch", "transformers", "peft", "llama_cpp", "huggingface_hub")
+    heavy = ("torch", "transformers", "peft", "llama_cpp", "huggingface_hub", "urllib3")  # urllib3: --backend only
     code = f"import sys, edge_extract.cli, edge_extract.api; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

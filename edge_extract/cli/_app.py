@@ -37,3 +37,14 @@ MODEL_OPTION = typer.Option(
     help="Registered model name or a path to a GGUF file (default: the embedded model).",
 )
 THREADS_OPTION = typer.Option(None, "--threads", "-t", min=1, help="CPU threads (default: physical cores).")
+BACKEND_OPTION = typer.Option(
+    None,
+    "--backend",
+    help="URL of an OpenAI-compatible server (llama.cpp, vLLM) that runs the model instead (docs/scale-out.md).",
+)
+CONCURRENCY_OPTION = typer.Option(
+    1, "--concurrency", min=1, max=256, help="Reports in flight at once (with --backend; default 1)."
+)
+TIMEOUT_OPTION = typer.Option(
+    None, "--timeout", min=1.0, help="Seconds one server request may take (with --backend; default 300)."
+)

@@ -34,7 +34,8 @@ from ..prompt import Strategy
 from ..reading import Report
 from ..runtime import peak_rss_mb, physical_cores
 from ..ui import get_console, progress
-from ._app import MODEL_OPTION, THREADS_OPTION, app
+from ._app import BACKEND_OPTION, CONCURRENCY_OPTION, MODEL_OPTION, THREADS_OPTION, TIMEOUT_OPTION, app
+from ._load import load_extractor
 from .exits import one_line_errors
 
 
@@ -109,25 +110,38 @@ def run(
         help="Example bank for advanced (default: EDGE_EXTRACT_EXAMPLES or elmtex-open train).",
     ),
     threads: int | None = THREADS_OPTION,
+    backend: str | None = BACKEND_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    timeout: float | None = TIMEOUT_OPTION,
 ) -> None:
     """Extract every record of DATA with one model and strategy, score it, write the run folder."""
-    from ..api import load_model
-
     reports = read_gold(data, limit=limit)
     source = None
     if strategy is Strategy.advanced:
         from ..retrieval import default_example_source
 
         source = default_example_source(examples)
-    extractor = load_model(model, threads=threads, strategy=strategy, examples=source)
-    model_name = extractor.manifest.name
-    name = name or f"{model_name}-{strategy.value}"
-    out = out or Path("eval-runs") / f"{data.stem}-{model_name}-{strategy.value}"
+    extractor = load_extractor(
+        model,
+        threads=threads,
+        strategy=strategy,
+        examples=source,
+        backend=backend,
+        concurrency=concurrency,
+        timeout=timeout,
+    )
+    served = "-server" if backend else ""  # a server's own model name may be a path: not for a folder name
+    name = name or f"{extractor.model_name}-{strategy.value}"
+    out = out or Path("eval-runs") / f"{data.stem}-{extractor.manifest.name}{served}-{strategy.value}"
     try:
         with progress() as bar:
             task = bar.add_task(f"eval {name}", total=len(reports), current="")
             results = run_extraction(
-                extractor, reports, out=out, on_result=lambda r: bar.update(task, advance=1, current=r.status)
+                extractor,
+                reports,
+                out=out,
+                on_result=lambda r: bar.update(task, advance=1, current=r.status),
+                concurrency=concurrency,
             )
     finally:
         extractor.runtime.close()

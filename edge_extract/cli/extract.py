@@ -18,15 +18,15 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
-from ..api import load_model
 from ..batch import Inputs, Listener, RunStats, check_out, collect, run_batch, stop_on_signals
-from ..errors import ConfigError
+from ..errors import BackendUnavailableError, ConfigError
 from ..generation import Decoder
-from ..pipeline import Extractor, Result
+from ..pipeline import Extractor, Result, extract_many
 from ..prompt import Strategy
 from ..reading import Report
 from ..ui import get_console, labelled, progress, record_table, stdout_console, totals_table
-from ._app import MODEL_OPTION, THREADS_OPTION, app
+from ._app import BACKEND_OPTION, CONCURRENCY_OPTION, MODEL_OPTION, THREADS_OPTION, TIMEOUT_OPTION, app
+from ._load import load_extractor
 from .exits import fail, one_line_errors
 
 OUT_SUFFIX = "-extracted"
@@ -50,18 +50,22 @@ def extract(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print records as JSON lines (the default when piped)."),
     strategy: Strategy = typer.Option(Strategy.naive, "--strategy", help="How the model is asked."),
-    decoder: Decoder = typer.Option(Decoder.schema, "--decoder", help="schema: fast schema-driven; grammar: stock."),
+    decoder: Decoder | None = typer.Option(
+        None, "--decoder", help="schema (default): fast schema-driven; grammar: stock; server: with --backend."
+    ),
     encoding: str | None = typer.Option(
         None, "--encoding", help="Text encoding of the reports (default UTF-8; 'auto' detects)."
     ),
+    backend: str | None = BACKEND_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    timeout: float | None = TIMEOUT_OPTION,
 ) -> None:
     """Extract the ELMTEX fields from clinical reports (files, folders or stdin)."""
     if out is None and next_to_input:
         out = next_to(paths)
+    load = _loader(model, threads, strategy, decoder, backend=backend, concurrency=concurrency, timeout=timeout)
     if out is None:
-        _stream(
-            paths, model=model, threads=threads, as_json=as_json, strategy=strategy, decoder=decoder, encoding=encoding
-        )
+        _stream(paths, load=load, as_json=as_json, encoding=encoding, concurrency=concurrency)
     else:
         # The same command minus --force, which would redo what is done.
         command = ["edge-extract", *(arg for arg in sys.argv[1:] if arg != "--force")]
@@ -71,7 +75,8 @@ def extract(
             force=force,
             encoding=encoding,
             resume_hint=shlex.join(command),
-            load=_loader(model, threads, strategy, decoder),
+            load=load,
+            concurrency=concurrency,
         )
 
 
@@ -87,14 +92,32 @@ def next_to(paths: list[str]) -> Path:
     return first.parent / f"{name}{OUT_SUFFIX}"
 
 
-def _loader(model: str | None, threads: int | None, strategy: Strategy, decoder: Decoder) -> Callable[[], Extractor]:
+def _loader(
+    model: str | None,
+    threads: int | None,
+    strategy: Strategy,
+    decoder: Decoder | None,
+    *,
+    backend: str | None,
+    concurrency: int,
+    timeout: float | None,
+) -> Callable[[], Extractor]:
     def load() -> Extractor:
         examples = None
         if strategy is Strategy.advanced:
             from ..retrieval import default_example_source
 
             examples = default_example_source()
-        return load_model(model, threads=threads, strategy=strategy, decoder=decoder, examples=examples)
+        return load_extractor(
+            model,
+            threads=threads,
+            strategy=strategy,
+            decoder=decoder,
+            examples=examples,
+            backend=backend,
+            concurrency=concurrency,
+            timeout=timeout,
+        )
 
     return load
 
@@ -110,27 +133,19 @@ def _print_failures(inputs: Inputs) -> None:
 
 
 def _stream(
-    paths: list[str],
-    *,
-    model: str | None,
-    threads: int | None,
-    as_json: bool,
-    strategy: Strategy,
-    decoder: Decoder,
-    encoding: str | None,
+    paths: list[str], *, load: Callable[[], Extractor], as_json: bool, encoding: str | None, concurrency: int
 ) -> None:
-    """Records to stdout, one report at a time; nothing is written to disk."""
+    """Records to stdout as they come; nothing is written to disk."""
     inputs = collect(paths, encoding=encoding)
     _print_failures(inputs)
     failures = len(inputs.failures)
     if not inputs.reports:
         raise fail("no report to extract" if not failures else f"{failures} input(s) could not be read", 3)
-    extractor = _loader(model, threads, strategy, decoder)()
+    extractor = load()
     stdout = stdout_console()
     show_tables = stdout.is_terminal and not as_json
     failed = failures
-    for report in inputs.reports:
-        result = extractor.extract(report)
+    for result in extract_many(extractor, inputs.reports, concurrency=concurrency):
         failed += result.status == "failed"
         _emit(result, show_tables=show_tables, stdout=stdout)
     if failed:
@@ -180,7 +195,14 @@ class _BarListener(Listener):
 
 
 def _batch(
-    paths: list[str], out: Path, *, force: bool, encoding: str | None, resume_hint: str, load: Callable[[], Extractor]
+    paths: list[str],
+    out: Path,
+    *,
+    force: bool,
+    encoding: str | None,
+    resume_hint: str,
+    load: Callable[[], Extractor],
+    concurrency: int,
 ) -> None:
     """A resumable batch into OUT, with progress, a table of totals and a resume hint on Ctrl-C."""
     console = get_console()
@@ -193,14 +215,23 @@ def _batch(
         raise fail("no report to extract", 3)
     extractor = load()
     with stop_on_signals() as stop:
-        stop.on_request = lambda: console.print("[flag]stopping after the current report[/] (Ctrl-C again to stop now)")
+        current = "the reports in flight" if concurrency > 1 else "the current report"
+        stop.on_request = lambda: console.print(f"[flag]stopping after {current}[/] (Ctrl-C again to stop now)")
         try:
             with progress(console) as bar:
                 stats = run_batch(
-                    inputs, extractor=extractor, out=out, force=force, listener=_BarListener(bar), should_stop=stop
+                    inputs,
+                    extractor=extractor,
+                    out=out,
+                    force=force,
+                    listener=_BarListener(bar),
+                    should_stop=stop,
+                    concurrency=concurrency,
                 )
         except KeyboardInterrupt:
             raise fail(f"interrupted; to resume, run again: {resume_hint}", 130) from None
+        except BackendUnavailableError as error:
+            raise fail(f"{error}; the run stopped; to resume, run again: {resume_hint}", error.exit_code) from None
     console.print(_totals_table(stats, out))
     if stats.interrupted:
         raise fail(f"stopped after {stats.extracted} report(s); to resume, run again: {resume_hint}", 130)
@@ -217,6 +248,7 @@ def _totals_table(stats: RunStats, out: Path) -> Table:
         ("failed", str(stats.failed)),
         ("flagged records", ", ".join(f"{kind} {n}" for kind, n in stats.flagged.items()) or "none"),
         ("seconds per report", f"{stats.seconds_per_report:.1f}" if stats.extracted else "-"),
+        ("throughput", f"{stats.reports_per_minute:.1f} reports/min" if stats.extracted else "-"),
         ("total time", f"{stats.elapsed_seconds:.0f} s"),
         ("output", str(out)),
     ]

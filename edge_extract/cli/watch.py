@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from ..api import load_model
 from ..batch import Listener, stop_on_signals
 from ..errors import ConfigError
 from ..inbox import Inbox, check_folders
@@ -15,7 +14,8 @@ from ..output import ErrorLine
 from ..pipeline import Result
 from ..reading import Report
 from ..ui import get_console, labelled, totals_table
-from ._app import MODEL_OPTION, THREADS_OPTION, app
+from ._app import BACKEND_OPTION, MODEL_OPTION, THREADS_OPTION, TIMEOUT_OPTION, app
+from ._load import load_extractor
 from .exits import one_line_errors
 
 
@@ -48,13 +48,15 @@ def watch(
     model: str | None = MODEL_OPTION,
     threads: int | None = THREADS_OPTION,
     encoding: str | None = typer.Option(None, "--encoding", help="Text encoding of the reports (default UTF-8)."),
+    backend: str | None = BACKEND_OPTION,
+    timeout: float | None = TIMEOUT_OPTION,
 ) -> None:
     """Extract reports as they are dropped into INBOX, until Ctrl-C. Restarting resumes."""
     if not inbox.is_dir():
         raise ConfigError(f"{inbox}: not a folder")
     check_folders(inbox, out)  # before the model loads
     console = get_console()
-    extractor = load_model(model, threads=threads)
+    extractor = load_extractor(model, threads=threads, backend=backend, timeout=timeout)
     with stop_on_signals() as stop:
         stop.on_request = lambda: console.print("[flag]stopping after the current report[/]")
         console.print(Text(f"watching {inbox} -> {out}; press Ctrl-C to stop"))
