@@ -3,15 +3,12 @@
     .venv/bin/python -m benchmarks.decoding                 # 10 val reports, 1 and 2 threads
     .venv/bin/python -m benchmarks.decoding --reports 55 --threads 1 --json out.json
     .venv/bin/python -m benchmarks.decoding --skip-grammar --model gemma-3-270m   # another registered model
-    .venv/bin/python -m benchmarks.decoding --skip-grammar --baseline default-at-load  # (c) against another model
 
 For each report the prompt is processed once from an empty cache (the same cost for every path),
 then the answer is generated three ways:
   (a) unconstrained greedy decoding of as many tokens as (c)'s answer has: the speed limit;
   (b) llama-cpp-python's stock JSON-schema grammar (what peers do);
-  (c) edge-extract's schema-driven decoding (skeleton fed, values generated);
-  (d) with --baseline MODEL: (c) with that model, e.g. the default's adapter applied at load time
-      rather than folded into the base (register it under a name first, docs/performance.md).
+  (c) edge-extract's schema-driven decoding (skeleton fed, values generated).
 "answer tok/s" counts every token of the JSON answer; "sampled tok/s" only those the model chose
 (for (c) the skeleton is fed as a batch, not sampled). Ratios use answer tokens/s.
 Every configuration runs in a fresh process, so peak RSS is its own. A last pass runs the real
@@ -32,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "elmtex-open" / "val.jsonl"
-PATHS = {"a": "unconstrained (limit)", "b": "stock JSON grammar", "c": "edge-extract schema", "d": "schema, baseline"}
+PATHS = {"a": "unconstrained (limit)", "b": "stock JSON grammar", "c": "edge-extract schema"}
 
 
 def _run(path: str, threads: int, reports: list[str], lengths: list[int], model: str | None) -> dict:
@@ -136,7 +133,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=VAL)
     parser.add_argument("--skip-grammar", action="store_true", help="skip the slow stock grammar path (b)")
     parser.add_argument("--model", help="a registered model (default: the default model)")
-    parser.add_argument("--baseline", help="a registered model to run path (c) with too, for the c/d ratio")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -152,8 +148,6 @@ def main() -> None:
         runs = {"a": a, "c": c}
         if not args.skip_grammar:
             runs["b"] = _fresh(_run, "b", threads, reports, lengths, args.model)
-        if args.baseline:
-            runs["d"] = _fresh(_run, "c", threads, reports, [], args.baseline)
         summary = {key: _summary(PATHS[key], run) for key, run in sorted(runs.items())}
         pipeline = _fresh(_pipeline, threads, reports, args.model)
         results.append({"threads": threads, "paths": summary, "pipeline": pipeline})
@@ -165,19 +159,16 @@ def main() -> None:
         table.add_column(column, justify="right" if column not in ("path",) else "left")
     table.add_column("c/a", justify="right")
     table.add_column("c/b", justify="right")
-    table.add_column("c/d", justify="right")
     for result in results:
         paths = result["paths"]
         for key, row in paths.items():
-            ratios = ["", "", ""]
+            ratio_a = ratio_b = ""
             if key == "c":
-                ratios = [
-                    f"{row['tokens_per_s'] / paths[other]['tokens_per_s']:.2f}x" if other in paths else "-"
-                    for other in ("a", "b", "d")
-                ]
+                ratio_a = f"{row['tokens_per_s'] / paths['a']['tokens_per_s']:.2f}x"
+                ratio_b = f"{row['tokens_per_s'] / paths['b']['tokens_per_s']:.2f}x" if "b" in paths else "-"
             table.add_row(
                 str(result["threads"]),
-                f"({key}) {row['path']}" + (f" ({args.baseline})" if key == "d" else ""),
+                f"({key}) {row['path']}",
                 f"{row['tokens_per_s']:.1f}",
                 f"{row['sampled_per_s']:.1f}",
                 f"{row['prompt_s']:.2f}",
@@ -185,7 +176,8 @@ def main() -> None:
                 f"{row['answer_tokens']:.0f}",
                 f"{row['peak_rss_mb']:.0f}",
                 "-" if row["valid"] is None else f"{row['valid']:.0%}",
-                *ratios,
+                ratio_a,
+                ratio_b,
             )
     console = Console(width=150)
     console.print(table)
