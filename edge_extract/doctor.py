@@ -101,8 +101,11 @@ def check_model(registry: Registry, name: str | None) -> Check:
             str(error),
             "reinstall edge-extract from its bundle, or pick another model with --model",
         )
+    manifest = resolved.manifest
     adapter = f", adapter {resolved.adapter_path.name} matches too" if resolved.adapter_path else ""
-    detail = f"{resolved.name}: {resolved.path} (sha256 {resolved.manifest.sha256[:12]}... matches{adapter})"
+    if manifest.adapter is not None and resolved.adapter_path is None:
+        adapter = f", the fold of base {manifest.sha256[:12]}... and adapter {manifest.adapter.sha256[:12]}..."
+    detail = f"{resolved.name}: {resolved.path} (sha256 {resolved.sha256[:12]}... matches{adapter})"
     return Check("model", Status.ok, detail)
 
 

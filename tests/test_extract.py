@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from edge_extract import FIELDS, Record, __version__, extract
+from edge_extract.files import sha256_file
 from edge_extract.generation import GrammarGenerator, SchemaGenerator
 from edge_extract.metrics import score_records
-from edge_extract.models.registry import DEFAULT_MODEL
+from edge_extract.models.registry import DEFAULT_MODEL, Registry
 from edge_extract.pipeline import ANSWER_ROOM, Extractor
 from edge_extract.prompt import PROMPT_VERSION, render_prompt
 from edge_extract.reading import Report, text_sha256
@@ -27,6 +28,7 @@ about 0.005); the floor leaves room for builds whose floating point differs in t
 
 @pytest.mark.slow
 def test_real_reports_give_schema_valid_records_with_provenance(extractor, val_rows):
+    folded = Registry.default().resolve(DEFAULT_MODEL)
     for row in val_rows[:3]:
         result = extract(row["report"], extractor=extractor, report_id=row["id"])
         assert result.status == "ok", result.error
@@ -34,7 +36,8 @@ def test_real_reports_give_schema_valid_records_with_provenance(extractor, val_r
         Record.model_validate(result.summary.model_dump())
         provenance = result.provenance
         assert provenance.model == DEFAULT_MODEL
-        assert provenance.model_sha256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+        assert provenance.model_sha256 == folded.sha256 == sha256_file(folded.path)  # the adapter folded in
+        assert provenance.adapter_sha256 is None
         assert provenance.prompt_version == PROMPT_VERSION
         assert provenance.edge_extract_version == __version__
         assert provenance.input_sha256 == text_sha256(row["report"])

@@ -42,6 +42,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
                 "prompt_format": manifest.prompt_format,
                 "size": manifest.size,
                 "adapter": manifest.adapter.file if manifest.adapter else None,
+                "fold": manifest.adapter.fold if manifest.adapter else None,
                 "present": present,
                 "install": install,
                 "path": str(path),
@@ -57,7 +58,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
         if row["install"]:
             status = "[muted]not installed[/]"
         name = f"{row['name']} [muted](default)[/]" if row["default"] else row["name"]
-        table.add_row(name, row["source"], row["prompt_format"], size, row["adapter"] or "", status)
+        adapter = (row["adapter"] or "") + (f" (folded in, {row['fold']})" if row["fold"] else "")
+        table.add_row(name, row["source"], row["prompt_format"], size, adapter, status)
     console = get_console()
     console.print(table)
     for row in rows:

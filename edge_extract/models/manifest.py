@@ -42,6 +42,9 @@ class Adapter(BaseModel):
     """Path relative to the manifest's folder."""
     sha256: str
     scale: float = 1.0
+    fold: Literal["Q8_0"] | None = None
+    """Run the adapter folded into the base as one GGUF of this type (models/fold.py), built once
+    on first use and cached with its own sha256: faster decoding than applying it at load (None)."""
 
 
 class Manifest(BaseModel):
@@ -83,6 +86,8 @@ class ResolvedModel:
     manifest: Manifest
     path: Path
     adapter_path: Path | None
+    file_sha256: str | None = None
+    """The sha256 `path` must have where it is not the manifest's file: a folded build's own."""
 
     @property
     def name(self) -> str:
@@ -90,12 +95,12 @@ class ResolvedModel:
 
     @property
     def sha256(self) -> str:
-        return self.manifest.sha256
+        return self.file_sha256 or self.manifest.sha256
 
     @property
     def adapter_sha256(self) -> str | None:
-        return self.manifest.adapter.sha256 if self.manifest.adapter else None
+        return self.manifest.adapter.sha256 if self.manifest.adapter and self.adapter_path else None
 
     @property
     def adapter_scale(self) -> float:
-        return self.manifest.adapter.scale if self.manifest.adapter else 1.0
+        return self.manifest.adapter.scale if self.manifest.adapter and self.adapter_path else 1.0

@@ -16,6 +16,8 @@ from .. import paths
 from ..errors import ConfigError, ModelError, UnknownModelError
 from ..files import atomic_write_text, sha256_file
 from ..runtime import check_sha256
+from ..ui import get_console, labelled
+from .fold import fold_adapter
 from .install import adhoc_model, assemble_from_chunks, assemble_from_package, import_gguf, pull_gguf
 from .manifest import DEFAULT_CONTEXT_SIZE, Manifest, ResolvedModel, read_manifest
 
@@ -107,9 +109,37 @@ class Registry:
             adapter_path = folder / manifest.adapter.file
             if not adapter_path.is_file():
                 raise ModelError(f"adapter file missing: {adapter_path}")
+            if manifest.adapter.fold is not None:
+                folded, sha256 = self.folded(manifest, path, adapter_path, verify=verify)
+                return ResolvedModel(manifest=manifest, path=folded, adapter_path=None, file_sha256=sha256)
             if verify:
                 verify_file(adapter_path, manifest.adapter.sha256)
         return ResolvedModel(manifest=manifest, path=path, adapter_path=adapter_path)
+
+    def folded(self, manifest: Manifest, base: Path, adapter: Path, *, verify: bool) -> tuple[Path, str]:
+        """The cached GGUF with the manifest's adapter folded into its base, and its sha256: built
+        on first use (from a verified base and adapter), and again when the cached file is not the
+        one built (its sha256 is kept beside it)."""
+        assert manifest.adapter is not None and manifest.adapter.fold is not None
+        kind = manifest.adapter.fold
+        # Named by both inputs, so a new adapter or base never runs an old fold.
+        path = (
+            paths.cache_dir()
+            / "models"
+            / (f"{manifest.name}-{manifest.sha256[:12]}-{manifest.adapter.sha256[:12]}-{kind.lower()}.gguf")
+        )
+        stamp = path.with_name(path.name + ".sha256")
+        recorded = stamp.read_text(encoding="utf-8").strip() if stamp.is_file() and path.is_file() else None
+        if recorded is not None and (not verify or sha256_file(path) == recorded):
+            return path, recorded
+        verify_file(base, manifest.sha256)
+        verify_file(adapter, manifest.adapter.sha256)
+        note = f"folding its adapter into the base ({kind}), once, about a minute ..."
+        get_console().print(labelled(f"{manifest.name}:", "muted", note))
+        fold_adapter(base, adapter, path, scale=manifest.adapter.scale)
+        recorded = sha256_file(path)
+        atomic_write_text(stamp, recorded + "\n")
+        return path, recorded
 
     def install(self, name: str, *, find_links: Path | None = None) -> tuple[ResolvedModel, bool | None]:
         """Install an optional model carried by chunk packages (pip, then assembly and sha256 check);
