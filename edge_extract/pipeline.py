@@ -240,7 +240,7 @@ class Extractor:
             # (`report_truncated`): the offsets then still index the text input_sha256 names.
             evidence = align(report.text, record)
             flags += ungrounded_flags(evidence)
-            confidence = field_confidence(stats.scores)
+            confidence = field_confidence(stats.scores, record.values())
             flags += check_flags(confidence)
             return Result(
                 id=report.id,

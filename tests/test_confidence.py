@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_extract.confidence import CHECK_BELOW, check_flags, field_confidence
+from edge_extract.confidence import CALIBRATION, CHECK_BELOW, calibrate, check_flags, field_confidence, uncalibrate
 from edge_extract.decoding import DecodingSettings, SchemaDecoder, log_probs, value_score
 from edge_extract.output import CSV_COLUMNS, csv_row
 from edge_extract.pipeline import Result
@@ -77,12 +77,25 @@ def test_scores_follow_a_value_cut_back_after_a_loop():
     assert 0.0 < stats.scores["signs_symptoms"] <= 1.0
 
 
-def test_confidence_is_rounded_in_published_order_and_none_unless_complete():
+def test_confidence_is_calibrated_per_decision_rounded_in_published_order_and_none_unless_complete():
     scores = {name: 0.123456 for name in reversed(FIELDS)}
-    confidence = field_confidence(scores)
-    assert list(confidence) == list(FIELDS) and set(confidence.values()) == {0.123}
-    assert field_confidence({}) is None  # the grammar decoder scores nothing
+    values = Record(diagnosis="pneumonia").values()
+    confidence = field_confidence(scores, values)
+    assert list(confidence) == list(FIELDS)
+    assert confidence["diagnosis"] == round(calibrate(0.123456, absent=False), 3)
+    assert confidence["age"] == round(calibrate(0.123456, absent=True), 3)
+    assert field_confidence({}, values) is None  # the grammar decoder scores nothing
     assert check_flags(None) == []
+
+
+@pytest.mark.parametrize("absent", [True, False])
+def test_the_calibration_map_is_monotone_and_inverted_by_uncalibrate(absent):
+    assert CALIBRATION[absent][0] > 0  # a higher score never gives a lower confidence
+    scores = [0.0, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0]
+    confidences = [calibrate(score, absent=absent) for score in scores]
+    assert confidences == sorted(confidences) and all(0.0 < value < 1.0 for value in confidences)
+    for score, confidence in zip(scores[1:-1], confidences[1:-1]):
+        assert uncalibrate(confidence, absent=absent) == pytest.approx(score)
 
 
 def test_fields_below_the_threshold_are_flagged_check():
