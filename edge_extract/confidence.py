@@ -19,7 +19,9 @@ CALIBRATION: dict[bool, tuple[float, float]] = {True: (1.052, 2.028), False: (1.
 """Platt scaling of a score, per decision (the value is N/A: True, written: False): confidence =
 sigmoid(a * logit(score) + b), (a, b) fitted on the even-numbered half of the default's val records
 (`benchmarks.confidence --fit`). The raw score is under-confident for N/A (the absent bias lowers
-"N/A"'s probability where the model still chose it) and over-confident for written values."""
+"N/A"'s probability where the model still chose it) and over-confident for written values. Other
+models get the same map, which was not fitted for them: their confidences rank fields but are not
+calibrated."""
 
 _EDGE = 1e-4
 """Scores are clipped to [_EDGE, 1 - _EDGE] before the logit, so 0 and 1 map to finite values."""
