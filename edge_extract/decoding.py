@@ -8,6 +8,9 @@ model's raw speed, and the result is valid JSON by construction.
 
 Repetition control (a llama.cpp-style repeat penalty and a loop detector) acts inside values only,
 never on the skeleton, since the skeleton is not sampled at all.
+
+Each value also gets a score, the decoder's own confidence in it, from the same logits it picked
+from (`SchemaDecoder._free_value`, `_choice`); it only observes decoding and never changes a value.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class DecodeStats:
     """Fields cut at their length bound."""
     looped_fields: list[str] = field(default_factory=list)
     """Fields where a repetition loop was detected and cut back."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """Per field, the decoder's confidence in its value, in [0, 1] (`SchemaDecoder`)."""
 
 
 def skeleton_before(index: int) -> str:
@@ -159,6 +164,50 @@ def json_string_content(raw: bytes) -> str:
     return " ".join(value.split())
 
 
+def log_probs(logits: np.ndarray, tokens: Sequence[int], scratch: np.ndarray) -> np.ndarray:
+    """Log-probabilities of `tokens` under softmax(logits): a log-sum-exp over the vector, done in
+    `scratch` (an array shaped like `logits`) so no vocabulary-sized array is allocated per token.
+
+    Example:
+        >>> logits = np.log(np.array([0.5, 0.25, 0.25], dtype=np.float32))
+        >>> np.exp(log_probs(logits, [0, 2], np.empty(3, dtype=np.float32))).round(3).tolist()
+        [0.5, 0.25]
+    """
+    top = logits.max()
+    np.subtract(logits, top, out=scratch)
+    np.exp(scratch, out=scratch)
+    return logits[list(tokens)] - top - np.log(scratch.sum())
+
+
+def value_score(value: str, *, absent: float, first: float, rest: Sequence[float]) -> float:
+    """The decoder's confidence in a free value: the probability of its present/absent decision,
+    times, for a written value, the geometric mean of its tokens' probabilities.
+
+    Args:
+        absent: log-probability of "N/A"'s first token where the value starts.
+        first: log-probability of the value's first token there.
+        rest: log-probabilities of the tokens after it, up to and including the one that ends it.
+
+    For a written value, its first token's probability is taken given presence (divided by
+    P(present)), so the decision is not counted twice; the mean is over tokens, so a long value is
+    not less certain for its length alone.
+
+    Example:
+        >>> round(value_score("fever", absent=np.log(0.2), first=np.log(0.4), rest=[0.0]), 3)
+        0.566
+        >>> round(value_score("N/A", absent=np.log(0.9), first=np.log(0.9), rest=[]), 3)
+        0.9
+    """
+    p_absent = float(np.exp(absent))
+    if value == NA:
+        return p_absent
+    p_present = 1.0 - p_absent
+    if p_present <= 0.0:
+        return 0.0
+    given_present = [first - float(np.log(p_present)), *rest]
+    return float(p_present * np.exp(np.mean(np.minimum(given_present, 0.0))))
+
+
 def _tidy(value: str) -> str:
     """Trim separators left at the ends and drop repeated items (a small model restates one
     finding now and then); an empty value means the field is absent.
@@ -185,6 +234,7 @@ class SchemaDecoder:
         self.model = model
         self.settings = settings
         self._exempt: dict[int, bool] = {}
+        self._scratch: np.ndarray | None = None
         self._skeleton_tokens = [model.tokenize(skeleton_before(i)) for i in range(len(FIELDS))]
         self._absent_token = model.tokenize(NA)[0]
         self._choice_tokens = {
@@ -213,14 +263,22 @@ class SchemaDecoder:
                 logits = self._feed(self._skeleton_tokens[index + 1], stats)
         return values, stats
 
+    def _log_probs(self, logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
+        if self._scratch is None or self._scratch.shape != logits.shape:
+            self._scratch = np.empty_like(logits)
+        return log_probs(logits, tokens, self._scratch)
+
     def _feed(self, tokens: Sequence[int], stats: DecodeStats) -> np.ndarray:
         stats.fed_tokens += len(tokens)
         return self.model.feed(tokens)
 
     def _choice(self, name: str, logits: np.ndarray, stats: DecodeStats) -> tuple[str, np.ndarray]:
-        """Pick the option whose first token the model ranks highest, then feed the option."""
+        """Pick the option whose first token the model ranks highest, then feed the option. Its
+        score is its first token's probability among the options' first tokens."""
         options = self._choice_tokens[name]
-        best = max(range(len(options)), key=lambda i: float(logits[options[i][0]]))
+        firsts = np.array([logits[option[0]] for option in options], dtype=np.float64)
+        best = int(np.argmax(firsts))
+        stats.scores[name] = float(1.0 / np.exp(firsts - firsts[best]).sum())
         stats.generated_tokens += 1
         self._feed(options[best], stats)
         return CHOICE_FIELDS[name][best], logits
@@ -233,18 +291,19 @@ class SchemaDecoder:
             self._exempt[token] = exempt
         return exempt
 
-    def _pick(self, logits: np.ndarray, recent: Sequence[int]) -> int:
-        """Greedy choice after the repeat penalty. A penalty only lowers logits, so the plain
-        argmax stands unless it is itself penalised: only then is the vocabulary copied."""
+    def _pick(self, logits: np.ndarray, recent: Sequence[int]) -> tuple[int, np.ndarray]:
+        """Greedy choice after the repeat penalty, and the logits it was picked from. A penalty
+        only lowers logits, so the plain argmax stands unless it is itself penalised: only then is
+        the vocabulary copied."""
         best = int(np.argmax(logits))
         penalty = self.settings.repeat_penalty
         if penalty == 1.0 or best not in recent or self._is_exempt(best):
-            return best
+            return best, logits
         ids = np.fromiter({t for t in recent if not self._is_exempt(t)}, dtype=np.int64)
         penalised = logits.copy()
         original = penalised[ids]
         penalised[ids] = np.where(original > 0, original / penalty, original * penalty)
-        return int(np.argmax(penalised))
+        return int(np.argmax(penalised)), penalised
 
     def _keep_after_repetition(self, raw: bytes, tokens: Sequence[int], sizes: Sequence[int]) -> int | None:
         """How many of the value's tokens to keep when it has started repeating itself, else None.
@@ -274,12 +333,19 @@ class SchemaDecoder:
         raw = bytearray()
         tokens: list[int] = []
         sizes: list[int] = []
+        chosen: list[float] = []  # log-probability of each token picked, `tokens` and the ending one
+        absent = -np.inf  # no room for a value: absent, and not by the model's choice
         escaped = False
         if self.settings.absent_bias and max_tokens:
             logits = logits.copy()
             logits[self._absent_token] -= self.settings.absent_bias
         for _ in range(max_tokens):
-            token = self._pick(logits, tokens[-self.settings.repeat_last_n :])
+            token, sampled = self._pick(logits, tokens[-self.settings.repeat_last_n :])
+            if chosen:
+                chosen.append(float(self._log_probs(sampled, [token])[0]))
+            else:
+                first, absent = self._log_probs(sampled, [token, self._absent_token]).tolist()
+                chosen.append(first)
             piece = self.model.piece(token)
             stats.generated_tokens += 1
             if not piece or self.model.is_end_of_generation(token):
@@ -297,7 +363,9 @@ class SchemaDecoder:
                 if cut:
                     raw += piece[:cut]
                     logits = self._feed(self.model.tokenize(piece[:cut].decode("utf-8", "ignore")), stats)
-                return _tidy(json_string_content(bytes(raw))), logits
+                value = _tidy(json_string_content(bytes(raw)))
+                stats.scores[name] = value_score(value, absent=absent, first=chosen[0], rest=chosen[1:])
+                return value, logits
             raw += piece
             tokens.append(token)
             sizes.append(len(piece))
@@ -308,7 +376,7 @@ class SchemaDecoder:
             if keep is not None:
                 # Keep the text before the repetition, drop the rest from text and context.
                 del raw[sum(sizes[:keep]) :]
-                del tokens[keep:], sizes[keep:]
+                del tokens[keep:], sizes[keep:], chosen[max(keep, 1) :]
                 self.model.truncate(start + len(tokens))
                 stats.looped_fields.append(name)
                 break
@@ -316,5 +384,7 @@ class SchemaDecoder:
             stats.capped_fields.append(name)  # the token bound ran out
         if len(raw) >= max_chars:
             stats.capped_fields.append(name)
-        text = json_string_content(bytes(raw))[:max_chars]
-        return _tidy(text), logits
+        value = _tidy(json_string_content(bytes(raw))[:max_chars])
+        first = chosen[0] if chosen else -np.inf
+        stats.scores[name] = value_score(value, absent=absent, first=first, rest=chosen[1:])
+        return value, logits

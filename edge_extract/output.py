@@ -16,12 +16,15 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
+from .confidence import CHECK
+from .evidence import UNGROUNDED
 from .files import atomic_write_text
 from .pipeline import Result
 from .schema import FIELDS
 
-CSV_COLUMNS: tuple[str, ...] = ("id", "status", *FIELDS, "flags", "error", "source", "model", "seconds")
-"""results.csv: one row per report, ready for a spreadsheet."""
+CSV_COLUMNS: tuple[str, ...] = ("id", "status", *FIELDS, "check_fields", "flags", "error", "source", "model", "seconds")
+"""results.csv: one row per report, ready for a spreadsheet. `check_fields`: the fields to check
+by hand, low-confidence (`check:`) or ungrounded, in the published order."""
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """Spreadsheet programs run a cell starting with one of these as a formula (CSV injection)."""
@@ -114,12 +117,19 @@ def csv_cell(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
 
 
+def check_fields(flags: list[str]) -> list[str]:
+    """The fields flagged low-confidence or ungrounded, once each, in the published order."""
+    flagged = set(flags)
+    return [name for name in FIELDS if CHECK + name in flagged or UNGROUNDED + name in flagged]
+
+
 def csv_row(result: Result) -> dict[str, str]:
     values = result.summary.values() if result.summary else dict.fromkeys(FIELDS, "")
     row = {
         "id": result.id,
         "status": result.status,
         **values,
+        "check_fields": "; ".join(check_fields(result.flags)),
         "flags": "; ".join(result.flags),
         "error": result.error.message if result.error else "",
         "source": result.source,

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from ._version import __version__
+from .confidence import check_flags, field_confidence
 from .decoding import DecodeStats, DecodingSettings
 from .errors import BackendUnavailableError, EdgeExtractError, GenerationError, OutputInvalidError
 from .evidence import Evidence, align, ungrounded_flags
@@ -108,6 +109,9 @@ class Result(BaseModel):
     the edge-extract version is, so a new release makes records anew, and within one version an
     earlier record without evidence is kept rather than paying generation again for it."""
     confidence: dict[str, float] | None = None
+    """Per field, in [0, 1], the decoder's own confidence in the value (confidence.py), in the
+    published order; None in a failed result, for the grammar decoder and in records written
+    before confidences (kept on resume as evidence is)."""
     flags: list[str] = []
     error: ErrorInfo | None = None
     provenance: Provenance
@@ -242,12 +246,15 @@ class Extractor:
             # (`report_truncated`): the offsets then still index the text input_sha256 names.
             evidence = align(report.text, record)
             flags += ungrounded_flags(evidence)
+            confidence = field_confidence(stats.scores, record.values())
+            flags += check_flags(confidence)
             return Result(
                 id=report.id,
                 source=report.source,
                 status="ok",
                 summary=record,
                 evidence=evidence,
+                confidence=confidence,
                 flags=flags,
                 provenance=self._provenance(report, self.clock() - started, stats),
             )

@@ -3,6 +3,7 @@ for what a command is run for, the theme, tables and progress bars."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import lru_cache
 
 from rich.console import Console
@@ -79,14 +80,28 @@ def progress(console: Console | None = None) -> Progress:
     )
 
 
-def record_table(result_dict: dict) -> Table:
-    """One result as a two-column table: field, value (absent fields dimmed)."""
+CHECK_MARK, UNGROUNDED_MARK = "?", "!"
+"""Marks after a field's name in the record table: low confidence (`check:`), ungrounded."""
+
+LEGEND = f"{CHECK_MARK} low confidence: check it   {UNGROUNDED_MARK} an item not found in the report"
+"""The one-line legend under a record table that has marks."""
+
+
+def record_table(result_dict: dict, *, check: Collection[str] = (), ungrounded: Collection[str] = ()) -> Table:
+    """One result as a two-column table: field, value (absent fields dimmed); the fields in
+    `check` (low confidence) and `ungrounded` get their mark after the name, the table a legend."""
     table = Table(title=Text(result_dict["id"]), show_header=True, header_style="bold", expand=True)
     table.add_column("field", style="field", no_wrap=True)
     table.add_column("value", overflow="fold", ratio=1)
     for name, value in (result_dict.get("summary") or {}).items():
+        marks = (CHECK_MARK if name in check else "") + (UNGROUNDED_MARK if name in ungrounded else "")
         # Text, not markup: an extracted value such as "[1]" must print as written.
-        table.add_row(name, Text(value, style="absent" if value == NA else ""))
+        table.add_row(
+            Text.assemble(name, (f" {marks}" if marks else "", "flag")),
+            Text(value, style="absent" if value == NA else ""),
+        )
+    if check or ungrounded:
+        table.caption = Text(LEGEND, style="muted")
     return table
 
 

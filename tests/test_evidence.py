@@ -100,7 +100,8 @@ def test_a_record_written_before_evidence_spans_still_loads():
             "settings": {"n_ctx": 8192, "n_threads": 1},
         },
     }
-    assert Result.model_validate(old).evidence is None
+    loaded = Result.model_validate(old)
+    assert loaded.evidence is None and loaded.confidence is None
 
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)

@@ -19,7 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..batch import Inputs, Listener, RunStats, check_out, collect, run_batch, stop_on_signals
+from ..confidence import CHECK
 from ..errors import BackendUnavailableError, ConfigError
+from ..evidence import UNGROUNDED
 from ..generation import Decoder
 from ..pipeline import Extractor, Result, extract_many
 from ..prompt import Strategy
@@ -161,7 +163,13 @@ def _emit(result: Result, *, show_tables: bool, stdout: Console) -> None:
         console.print(labelled("error:", "error", f"{result.id}: {result.error.message}"), soft_wrap=True)
     if show_tables:
         if result.summary is not None:
-            stdout.print(record_table(result.model_dump(mode="json")))
+            marked = {
+                prefix: {flag.removeprefix(prefix) for flag in result.flags if flag.startswith(prefix)}
+                for prefix in (CHECK, UNGROUNDED)
+            }
+            stdout.print(
+                record_table(result.model_dump(mode="json"), check=marked[CHECK], ungrounded=marked[UNGROUNDED])
+            )
         if result.flags:
             console.print(f"[flag]flags:[/] {', '.join(result.flags)}")
     else:

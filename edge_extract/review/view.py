@@ -13,13 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from ..confidence import CHECK
 from ..evidence import UNGROUNDED, Evidence
 from ..pipeline import Result
 from ..schema import FIELD_MAX_CHARS
 from .texts import ReportText
-
-CHECK = "check:"
-"""Prefix of the flag a low-confidence field gets (`check:FIELD`), followed by the field's name."""
 
 
 class FieldView(BaseModel):
