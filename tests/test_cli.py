@@ -30,7 +30,8 @@ def invoke(*args: str, input: str | bytes | None = None):
 
 @pytest.fixture
 def default_gguf(model_cache: Path) -> Path:
-    return Registry.default().resolve().path
+    """The embedded base GGUF (the default runs it with its adapter folded in, a file of its own)."""
+    return Registry.default().resolve("gemma-3-270m").path
 
 
 @pytest.mark.model
@@ -114,7 +115,7 @@ def test_corrupted_model_is_refused_by_extract_and_verify(default_gguf: Path, tm
 @pytest.mark.model
 def test_bit_rot_after_a_good_check_is_refused_at_load(default_gguf: Path, tmp_path: Path, monkeypatch):
     model = _cached_copy(default_gguf, tmp_path, monkeypatch)
-    good = invoke(str(SAMPLE), "--json")  # a load that checked the file (and once left a stamp beside it)
+    good = invoke(str(SAMPLE), "--json", "-m", "gemma-3-270m")  # a load that checked the file
     assert good.exit_code == 0, good.output
     assert Result.model_validate_json(good.stdout).provenance.model_sha256 == sha256_file(model)
     before = model.stat()
@@ -123,7 +124,7 @@ def test_bit_rot_after_a_good_check_is_refused_at_load(default_gguf: Path, tmp_p
         handle.write(bytes(64))
     os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
     try:
-        result = invoke(str(SAMPLE), "--json")
+        result = invoke(str(SAMPLE), "--json", "-m", "gemma-3-270m")
         assert result.exit_code == 4, result.output
         assert "is corrupted or not the expected file" in result.output and result.stdout == ""
     finally:

@@ -11,6 +11,7 @@ import pytest
 from gguf.quants import dequantize, quantize
 
 from edge_extract.errors import ModelError
+from edge_extract.files import sha256_file
 from edge_extract.models.fold import fold_adapter
 from edge_extract.models.manifest import ResolvedModel
 from edge_extract.models.registry import DEFAULT_MODEL, Registry
@@ -152,7 +153,9 @@ def test_the_default_runs_folded_and_predicts_as_the_adapter_at_load(tmp_path: P
 
 
 @pytest.mark.model
-def test_a_damaged_fold_is_built_again(tmp_path: Path) -> None:
+def test_a_damaged_fold_is_refused_at_load_and_built_again_by_verify(tmp_path: Path) -> None:
+    from edge_extract.api import load_model
+
     registry = Registry.default()
     path = registry.resolve(DEFAULT_MODEL).path
     stamp = path.with_name(path.name + ".sha256").read_text()
@@ -161,5 +164,7 @@ def test_a_damaged_fold_is_built_again(tmp_path: Path) -> None:
         byte = handle.read(1)
         handle.seek(-1, 1)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    again = registry.resolve(DEFAULT_MODEL)
-    assert again.path == path and again.sha256 == stamp.strip()
+    with pytest.raises(ModelError, match="is corrupted or not the expected file"):
+        load_model(threads=1)  # hashed while it loads: the damaged fold never runs
+    again = registry.resolve(DEFAULT_MODEL)  # what `models verify` does: hash, and fold again
+    assert again.path == path and again.sha256 == stamp.strip() == sha256_file(path)
