@@ -60,7 +60,7 @@ def connect_backend(
     from .backend import DEFAULT_TIMEOUT, ServedModel, ServerClient, ServerGenerator
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    resolved = (registry or Registry.default()).resolve(name)
+    resolved = (registry or Registry.default()).resolve(name, fold=False)  # the tokenizer is the base's
     manifest = resolved.manifest
     client = ServerClient(url, timeout=timeout or DEFAULT_TIMEOUT, connections=concurrency)
     served = client.served_model(manifest.name)

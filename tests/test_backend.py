@@ -44,7 +44,7 @@ class LocalServer:
     """`python -m llama_cpp.server` with the default model (base GGUF + LoRA adapter), one thread."""
 
     def __init__(self, log: Path) -> None:
-        resolved = Registry.default().resolve(DEFAULT_MODEL)
+        resolved = Registry.default().resolve(DEFAULT_MODEL, fold=False)
         assert resolved.adapter_path is not None
         self.port = free_port()
         self.log = log
@@ -232,7 +232,7 @@ def test_watch_and_eval_stop_when_the_server_is_unreachable(command: str, tmp_pa
 
 @pytest.mark.model
 def test_a_report_that_spells_a_control_token_is_not_sent(model_cache: Path, val_rows):
-    vocabulary = Vocabulary(Registry.default().resolve(DEFAULT_MODEL).path)
+    vocabulary = Vocabulary(Registry.default().resolve(DEFAULT_MODEL, fold=False).path)
     for row in val_rows:  # real reports go as the very text of their prompt
         prompt = render_prompt(row["report"], chat="gemma")
         assert vocabulary.as_text(vocabulary.tokenize_prompt(prompt)) == prompt.text

@@ -85,10 +85,12 @@ class Registry:
             return f"edge-extract models install {manifest.name}"
         return None
 
-    def resolve(self, name: str | None = None, *, verify: bool = True) -> ResolvedModel:
+    def resolve(self, name: str | None = None, *, verify: bool = True, fold: bool = True) -> ResolvedModel:
         """Find a model's files, assembling an embedded one on first use, and check its sha256.
 
         `verify=False` leaves the check to the caller: Runtime hashes the files while it loads them.
+        `fold=False` gives the base and adapter as listed even where the manifest folds them (what a
+        server is started with, or all a tokenizer needs), without building the fold.
         `name` may also be the path of a GGUF file, run as it is (its sha256 is recorded, not checked).
         """
         name = name or self.default_name()
@@ -109,7 +111,7 @@ class Registry:
             adapter_path = folder / manifest.adapter.file
             if not adapter_path.is_file():
                 raise ModelError(f"adapter file missing: {adapter_path}")
-            if manifest.adapter.fold is not None:
+            if manifest.adapter.fold is not None and fold:
                 folded, sha256 = self.folded(manifest, path, adapter_path, verify=verify)
                 return ResolvedModel(manifest=manifest, path=folded, adapter_path=None, file_sha256=sha256)
             if verify:
