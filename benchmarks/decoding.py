@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +37,7 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int], model:
     from edge_extract.decoding import SchemaDecoder
     from edge_extract.errors import OutputInvalidError
     from edge_extract.prompt import render_prompt
+    from edge_extract.runtime import peak_rss_mb
     from edge_extract.schema import record_json_schema
     from edge_extract.validate import parse_record
 
@@ -84,12 +84,13 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int], model:
             }
         )
     runtime.close()
-    return {"rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"rows": rows, "peak_rss_mb": peak_rss_mb()}
 
 
 def _pipeline(threads: int, reports: list[str], model: str | None) -> dict:
     """The real pipeline over the reports in order (prefix reuse on): seconds per report."""
     from edge_extract.api import extract, load_model
+    from edge_extract.runtime import peak_rss_mb
 
     extractor = load_model(model, threads=threads)
     seconds, ok = [], 0
@@ -100,7 +101,7 @@ def _pipeline(threads: int, reports: list[str], model: str | None) -> dict:
     return {
         "median_s": statistics.median(seconds),
         "valid": ok / len(reports),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -15,6 +15,20 @@ from edge_extract.prompt import Prompt
 from edge_extract.runtime import LoadSettings
 from edge_extract.schema import Example
 
+FAKE_PROVENANCE = {
+    "model": "fake",
+    "model_sha256": "0" * 64,
+    "prompt_version": "1",
+    "prompt_format": "gemma",
+    "strategy": "naive",
+    "decoder": "schema",
+    "edge_extract_version": "0",
+    "input_sha256": "abc",
+    "seconds": 1.0,
+    "settings": {"n_ctx": 8192, "n_threads": 1},
+}
+"""The provenance of a hand-written record (as JSON), for tests that build Results without a model."""
+
 
 def fake_manifest(**changes: object) -> Manifest:
     fields: dict[str, object] = {

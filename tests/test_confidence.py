@@ -16,6 +16,7 @@ from edge_extract.reading import read_path
 from edge_extract.schema import FIELDS, NA, Record
 from edge_extract.ui import LEGEND, record_table
 
+from .fakes import FAKE_PROVENANCE
 from .test_cli import SAMPLE
 from .test_decoding import HesitantModel, ScriptedModel
 from .test_ui import render
@@ -112,18 +113,7 @@ def _result(flags: list[str]) -> Result:
             "summary": Record(diagnosis="=pneumonia").model_dump(),
             "confidence": dict.fromkeys(FIELDS, 0.9),
             "flags": flags,
-            "provenance": {
-                "model": "fake",
-                "model_sha256": "0" * 64,
-                "prompt_version": "1",
-                "prompt_format": "gemma",
-                "strategy": "naive",
-                "decoder": "schema",
-                "edge_extract_version": "0",
-                "input_sha256": "abc",
-                "seconds": 1.0,
-                "settings": {"n_ctx": 8192, "n_threads": 1},
-            },
+            "provenance": FAKE_PROVENANCE,
         }
     )
 

@@ -10,6 +10,8 @@ from edge_extract.evidence import FUZZY_MIN, NormalisedText, align, locate, norm
 from edge_extract.pipeline import Result
 from edge_extract.schema import Record
 
+from .fakes import FAKE_PROVENANCE
+
 REPORT = (
     "A 67-year-old man presented with fever and a\n  productive Cough.\n"
     "Chest X-ray: right lower lobe consolidation (RLL).\nCRP 120 mg/L [ref < 5]. Diagnosis: "
@@ -87,18 +89,7 @@ def test_a_record_written_before_evidence_spans_still_loads():
         "summary": Record(diagnosis="pneumonia").model_dump(),
         "flags": [],
         "error": None,
-        "provenance": {
-            "model": "fake",
-            "model_sha256": "0" * 64,
-            "prompt_version": "1",
-            "prompt_format": "gemma",
-            "strategy": "naive",
-            "decoder": "schema",
-            "edge_extract_version": "0",
-            "input_sha256": "abc",
-            "seconds": 1.0,
-            "settings": {"n_ctx": 8192, "n_threads": 1},
-        },
+        "provenance": FAKE_PROVENANCE,
     }
     loaded = Result.model_validate(old)
     assert loaded.evidence is None and loaded.confidence is None

@@ -57,9 +57,8 @@ def fold_adapter(base: Path, adapter: Path, out: Path, *, scale: float = 1.0) ->
     for tensor in base_file.tensors:
         pair = pairs.get(tensor.name)
         if tensor.tensor_type == q.F32 or (tensor.tensor_type == q.Q8_0 and pair is None):
-            tensors.append(
-                (tensor.name, tensor.data, tensor.tensor_type)
-            )  # as it is (Q8_0 again would be the same bytes)
+            # As it is: Q8_0 quantized again would give the same bytes.
+            tensors.append((tensor.name, tensor.data, tensor.tensor_type))
             continue
         weight = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
         if pair is not None:

@@ -125,16 +125,14 @@ class Registry:
         assert manifest.adapter is not None and manifest.adapter.fold is not None
         kind = manifest.adapter.fold
         # Named by both inputs, so a new adapter or base never runs an old fold.
-        path = (
-            paths.cache_dir()
-            / "models"
-            / (f"{manifest.name}-{manifest.sha256[:12]}-{manifest.adapter.sha256[:12]}-{kind.lower()}.gguf")
-        )
+        name = f"{manifest.name}-{manifest.sha256[:12]}-{manifest.adapter.sha256[:12]}-{kind.lower()}.gguf"
+        path = paths.cache_dir() / "models" / name
         stamp = path.with_name(path.name + ".sha256")
         recorded = stamp.read_text(encoding="utf-8").strip() if stamp.is_file() and path.is_file() else None
         if recorded is not None and (not verify or sha256_file(path) == recorded):
             return path, recorded
-        verify_file(base, manifest.sha256)
+        if not verify:  # resolve has hashed the base already when verifying
+            verify_file(base, manifest.sha256)
         verify_file(adapter, manifest.adapter.sha256)
         note = f"folding its adapter into the base ({kind}), once, about a minute ..."
         get_console().print(labelled(f"{manifest.name}:", "muted", note))
