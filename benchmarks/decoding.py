@@ -31,8 +31,11 @@ VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "elmtex-o
 PATHS = {"a": "unconstrained (limit)", "b": "stock JSON grammar", "c": "edge-extract schema"}
 
 
-def _run(path: str, threads: int, reports: list[str], lengths: list[int], model: str | None) -> dict:
-    """One configuration in a fresh process: per-report prompt/generation seconds and tokens."""
+def _run(
+    path: str, threads: int, reports: list[str], lengths: list[int], model: str | None, fold: bool = True
+) -> dict:
+    """One configuration in a fresh process: per-report prompt/generation seconds and tokens
+    (`fold=False`: a folded model's adapter applied at load instead)."""
     from edge_extract.api import load_model
     from edge_extract.decoding import SchemaDecoder
     from edge_extract.errors import OutputInvalidError
@@ -41,7 +44,7 @@ def _run(path: str, threads: int, reports: list[str], lengths: list[int], model:
     from edge_extract.schema import record_json_schema
     from edge_extract.validate import parse_record
 
-    extractor = load_model(model, threads=threads)
+    extractor = load_model(model, threads=threads, fold=fold)
     runtime = extractor.runtime
     decoder = SchemaDecoder(runtime, settings=extractor.generator.settings)
     chat = extractor.manifest.prompt_format

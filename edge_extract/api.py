@@ -23,18 +23,26 @@ def load_model(
     decoding: DecodingSettings | None = None,
     examples: ExampleSource | None = None,
     registry: Registry | None = None,
+    concurrency: int = 1,
+    fold: bool = True,
 ) -> Extractor:
     """Resolve a registered model (the default when `name` is None), check it, load it. `decoding`
-    replaces the settings the model's manifest chose for it.
+    replaces the settings the model's manifest chose for it; with `concurrency` above 1 that many
+    reports decode together (concurrent `extract` calls: pipeline.extract_many). `fold=False`
+    applies a folded model's adapter at load instead (what benchmarks compare the fold with).
 
     Extraction is offline: the hub client is told so before anything could import it. The files'
     sha256 are checked by Runtime, on the bytes it loads, while it loads them.
     """
     if decoder is Decoder.server:
         raise ConfigError("the server decoder needs a server: --backend URL (connect_backend)")
+    if concurrency > 1 and decoder is not Decoder.schema:
+        raise ConfigError("several reports at once (--concurrency) need the schema decoder")
     os.environ["HF_HUB_OFFLINE"] = "1"
-    resolved = (registry or Registry.default()).resolve(name, verify=False)
-    settings = LoadSettings(n_ctx=resolved.manifest.context_size, n_threads=threads or physical_cores())
+    resolved = (registry or Registry.default()).resolve(name, verify=False, fold=fold)
+    settings = LoadSettings(
+        n_ctx=resolved.manifest.context_size, n_threads=threads or physical_cores(), sequences=concurrency
+    )
     runtime = Runtime(resolved, settings=settings)
     generator = make_generator(decoder, runtime, settings=decoding or resolved.manifest.decoding)
     return Extractor(runtime, generator, manifest=resolved.manifest, strategy=strategy, examples=examples)

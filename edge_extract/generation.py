@@ -6,15 +6,20 @@ JSON-schema grammar are its two implementations; tests replay scripted answers t
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import queue
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from .decoding import DecodeStats, DecodingSettings, SchemaDecoder
 from .schema import record_json_schema
+from .sequences import Sequences
 
 if TYPE_CHECKING:
+    from .decoding import TokenModel
     from .runtime import Runtime
 
 RETRY_PENALTY_STEP = 0.2
@@ -60,21 +65,44 @@ def retry_penalty(settings: DecodingSettings) -> float:
     return round(settings.repeat_penalty + RETRY_PENALTY_STEP, 6)
 
 
+@dataclass(frozen=True)
+class _Lane:
+    """A model one report at a time decodes on, with its decoders (first try, retry)."""
+
+    decoders: dict[bool, SchemaDecoder]
+    decoding: Callable[[], contextlib.AbstractContextManager[None]]
+
+
 class SchemaGenerator:
-    """edge-extract's schema-driven decoding (decoding.SchemaDecoder), with the model's settings."""
+    """edge-extract's schema-driven decoding (decoding.SchemaDecoder), with the model's settings.
+
+    With `runtime.settings.sequences` above 1, that many reports decode at once (concurrent
+    `generate` calls, sequences.Sequences); otherwise calls take turns on the Runtime.
+    """
 
     decoder = Decoder.schema
 
     def __init__(self, runtime: Runtime, *, settings: DecodingSettings) -> None:
         self.settings = settings
         retry = settings.model_copy(update={"repeat_penalty": retry_penalty(settings)})
-        self._decoders = {
-            False: SchemaDecoder(runtime, settings=settings),
-            True: SchemaDecoder(runtime, settings=retry),
-        }
+        self._lanes: queue.SimpleQueue[_Lane] = queue.SimpleQueue()
+        self.sequences = Sequences(runtime) if runtime.settings.sequences > 1 else None
+        models: list[tuple[TokenModel, Callable[[], contextlib.AbstractContextManager[None]]]]
+        if self.sequences is None:
+            models = [(runtime, contextlib.nullcontext)]
+        else:
+            models = [(member, member.decoding) for member in self.sequences.members]
+        for model, decoding in models:
+            decoders = {False: SchemaDecoder(model, settings=settings), True: SchemaDecoder(model, settings=retry)}
+            self._lanes.put(_Lane(decoders, decoding))
 
     def generate(self, tokens: Sequence[int], *, retry: bool = False) -> tuple[str, DecodeStats]:
-        values, stats = self._decoders[retry].decode(tokens)
+        lane = self._lanes.get()
+        try:
+            with lane.decoding():
+                values, stats = lane.decoders[retry].decode(tokens)
+        finally:
+            self._lanes.put(lane)
         return json.dumps(values, ensure_ascii=False), stats
 
 

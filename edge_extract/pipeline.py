@@ -281,8 +281,8 @@ def extract_many(
     on_start: Callable[[Report], None] = lambda report: None,
 ) -> Iterator[Result]:
     """Results of `reports` as they finish, with at most `concurrency` extracting at once (worker
-    threads: for a server, whose requests wait on the network; a local model extracts one report
-    at a time, in the caller's thread).
+    threads: for a server, whose requests wait on the network; for a local model loaded for that
+    many reports, whose one-token steps then share a batch: sequences.Sequences).
 
     No report starts once `should_stop()` says so. When one raises (a server gone), none starts
     after it, those in flight are finished and given out, and then the error is raised.

@@ -44,6 +44,19 @@ class ModelFiles(Protocol):
     def adapter_scale(self) -> float: ...
 
 
+def reusable_prefix(cached: Sequence[int], tokens: Sequence[int], *, n_ctx: int) -> int:
+    """How many of `tokens` a context holding `cached` keeps when it is made to hold `tokens`:
+    the common prefix, less at least one token, whose logits are needed."""
+    if len(tokens) >= n_ctx:
+        raise GenerationError(f"prompt of {len(tokens)} tokens does not fit the {n_ctx}-token context")
+    common = 0
+    for old, new in zip(cached, tokens):
+        if old != new:
+            break
+        common += 1
+    return min(common, len(tokens) - 1)
+
+
 def physical_cores() -> int:
     """Physical cores, not hyper-threads: llama.cpp decoding is memory-bound and slows when
     two threads share a core. Falls back to the logical count where the topology is hidden."""
@@ -88,6 +101,8 @@ class LoadSettings:
         n_batch: tokens per llama_decode call when processing a prompt.
         gpu_layers: layers offloaded to a GPU when llama.cpp was built with one (-1: all).
         seed: sampler seed; greedy decoding does not use it, but the grammar path records it.
+        sequences: reports decoded at once (`SharedContext`), each with a KV cache of n_ctx
+            tokens; 1 decodes in the Runtime's own context.
     """
 
     n_ctx: int
@@ -95,6 +110,7 @@ class LoadSettings:
     n_batch: int = 512
     gpu_layers: int = -1
     seed: int = 0
+    sequences: int = 1
 
 
 def has_gguf_magic(path: Path) -> bool:
@@ -188,7 +204,8 @@ class Runtime:
             try:
                 self._llm = llama_cpp.Llama(
                     model_path=str(model.path),
-                    n_ctx=settings.n_ctx,
+                    # With several sequences the own context only tokenizes: keep its cache small.
+                    n_ctx=settings.n_ctx if settings.sequences == 1 else settings.n_batch,
                     n_batch=settings.n_batch,
                     n_ubatch=settings.n_batch,
                     n_threads=settings.n_threads,
@@ -209,10 +226,12 @@ class Runtime:
         self._vocab = self._llm._model.vocab
         self.n_vocab = self._llm.n_vocab()
         self._pieces: dict[int, bytes] = {}
+        self._shared: list[SharedContext] = []
 
     @property
     def n_ctx(self) -> int:
-        return self._llm.n_ctx()
+        """Tokens one report's prompt and answer can hold (with several sequences, each's)."""
+        return self.settings.n_ctx
 
     @property
     def n_past(self) -> int:
@@ -220,8 +239,16 @@ class Runtime:
         return self._llm.n_tokens
 
     def close(self) -> None:
-        """Free the model and context now rather than at garbage collection."""
+        """Free the model and contexts now rather than at garbage collection."""
+        for context in self._shared:
+            context.close()  # before the model they use
         self._llm.close()
+
+    def shared_context(self) -> SharedContext:
+        """A context for `settings.sequences` reports at once, on this Runtime's model and adapter."""
+        context = SharedContext(self._llm, self._llama_cpp, self.settings)
+        self._shared.append(context)
+        return context
 
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
         """Token ids of text as plain text: `<end_of_turn>` written in it stays characters."""
@@ -254,15 +281,7 @@ class Runtime:
         halves prompt time after the first report. State copies (LlamaRAMCache, save_state) are
         avoided on purpose: each copies about 1 MiB of scores per token.
         """
-        if len(tokens) >= self.n_ctx:
-            raise GenerationError(f"prompt of {len(tokens)} tokens does not fit the {self.n_ctx}-token context")
-        cached = self._llm.input_ids[: self._llm.n_tokens]
-        common = 0
-        for old, new in zip(cached, tokens):
-            if old != new:
-                break
-            common += 1
-        self.truncate(min(common, len(tokens) - 1))
+        self.truncate(reusable_prefix(self._llm.input_ids[: self._llm.n_tokens], tokens, n_ctx=self.n_ctx))
         return self.feed(tokens[self._llm.n_tokens :])
 
     def truncate(self, n_tokens: int) -> None:
@@ -319,6 +338,79 @@ class Runtime:
         except (RuntimeError, ValueError) as error:
             raise GenerationError(f"llama.cpp generation failed: {error}") from error
         return response["choices"][0]["text"], response["usage"]["completion_tokens"]
+
+
+class SharedContext:
+    """One llama.cpp context holding several sequences, each in its own KV stream (llama.cpp's
+    non-unified cache), so that one `llama_decode` advances several reports at once.
+
+    Why records stay what one report at a time writes: on this CPU a sequence's row in a batch
+    of one token per sequence equals, bit for bit, the row the sequence would get alone (measured
+    for 2, 4 and 8 sequences, 20 steps each), because every stream computes its own attention and
+    the weight products are row by row. Several rows of one sequence in one batch are another
+    matter (`decode` takes them one sequence per call): their attention rows differ in the last
+    bits from one-token steps, as do a unified cache's.
+
+    Not thread-safe: sequences.Sequences serializes the calls. Runtime.close closes it.
+    """
+
+    def __init__(self, llm: Any, llama_cpp: Any, settings: LoadSettings) -> None:
+        from llama_cpp import _internals
+
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)
+        params.n_ctx = settings.n_ctx * settings.sequences
+        params.n_seq_max = settings.sequences
+        params.kv_unified = False
+        self.n_ctx = settings.n_ctx
+        self.n_batch = settings.n_batch
+        self._llama_cpp = llama_cpp
+        self.n_vocab = llm.n_vocab()
+        with _quiet_llama():
+            try:
+                self._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+            except ValueError as error:
+                raise ModelError(
+                    f"llama.cpp could not make a context for {settings.sequences} reports: {error}"
+                ) from error
+            if llm._lora_adapter is not None:
+                adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
+                scales = (ctypes.c_float * 1)(llm.lora_scale)
+                if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales):
+                    self._ctx.close()
+                    raise ModelError("llama.cpp could not apply the adapter to a context for several reports")
+        self._batch = _internals.LlamaBatch(
+            n_tokens=settings.n_batch, embd=0, n_seq_max=settings.sequences, verbose=False
+        )
+
+    def decode(self, requests: Sequence[tuple[int, Sequence[int], int]]) -> list[np.ndarray]:
+        """Append tokens to sequences in one batch: (sequence, tokens, tokens it holds already)
+        each; returns a copy of the next-token logits of each sequence, in request order."""
+        batch = self._batch.batch
+        batch.n_tokens = 0
+        last = []
+        for seq, tokens, n_past in requests:
+            for offset, token in enumerate(tokens):
+                row = batch.n_tokens
+                batch.token[row] = token
+                batch.pos[row] = n_past + offset
+                batch.seq_id[row][0] = seq
+                batch.n_seq_id[row] = 1
+                batch.logits[row] = offset == len(tokens) - 1
+                batch.n_tokens += 1
+            last.append(batch.n_tokens - 1)
+        try:
+            self._ctx.decode(self._batch)
+        except RuntimeError as error:
+            raise GenerationError(f"llama.cpp decode failed: {error}") from error
+        return [np.ctypeslib.as_array(self._ctx.get_logits_ith(row), shape=(self.n_vocab,)).copy() for row in last]
+
+    def remove(self, seq: int, start: int) -> bool:
+        """Drop a sequence's tokens from position `start` on; False when the cache refused."""
+        return bool(self._ctx.kv_cache_seq_rm(seq, start, -1))
+
+    def close(self) -> None:
+        self._batch.close()
+        self._ctx.close()
 
 
 def _prompt_tokens(llm: Any, prompt: Prompt) -> list[int]:

@@ -196,7 +196,7 @@ def test_extract_many_finishes_those_in_flight_then_raises():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--concurrency", "2"], "--concurrency needs --backend"),
+        (["--decoder", "grammar", "--concurrency", "2"], "need the schema decoder"),
         (["--timeout", "5"], "--timeout needs --backend"),
         (["--decoder", "server"], "needs a server"),
         (["--decoder", "grammar", "--backend", "http://127.0.0.1:9"], "--decoder is for local models"),

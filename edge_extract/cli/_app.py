@@ -43,7 +43,11 @@ BACKEND_OPTION = typer.Option(
     help="URL of an OpenAI-compatible server (llama.cpp, vLLM) that runs the model instead (docs/scale-out.md).",
 )
 CONCURRENCY_OPTION = typer.Option(
-    1, "--concurrency", min=1, max=256, help="Reports in flight at once (with --backend; default 1)."
+    1,
+    "--concurrency",
+    min=1,
+    max=256,
+    help="Reports at once: a local model decodes them in one batch, --backend sends them together (default 1).",
 )
 TIMEOUT_OPTION = typer.Option(
     None, "--timeout", min=1.0, help="Seconds one server request may take (with --backend; default 300)."

@@ -22,12 +22,15 @@ def load_extractor(
 ) -> Extractor:
     """Refuses options that do nothing for the chosen kind (--threads aside: eval's scorer uses it)."""
     if backend is None:
-        if concurrency > 1:
-            raise ConfigError("--concurrency needs --backend: a local model extracts one report at a time")
         if timeout is not None:
             raise ConfigError("--timeout needs --backend: it bounds a server request")
         return load_model(
-            model, threads=threads, strategy=strategy, decoder=decoder or Decoder.schema, examples=examples
+            model,
+            threads=threads,
+            strategy=strategy,
+            decoder=decoder or Decoder.schema,
+            examples=examples,
+            concurrency=concurrency,
         )
     if decoder not in (None, Decoder.server):
         raise ConfigError(
