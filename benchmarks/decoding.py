@@ -31,9 +31,7 @@ VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "elmtex-o
 PATHS = {"a": "unconstrained (limit)", "b": "stock JSON grammar", "c": "edge-extract schema"}
 
 
-def _run(
-    path: str, threads: int, reports: list[str], lengths: list[int], model: str | None, fold: bool = True
-) -> dict:
+def _run(path: str, threads: int, reports: list[str], lengths: list[int], model: str | None, fold: bool = True) -> dict:
     """One configuration in a fresh process: per-report prompt/generation seconds and tokens
     (`fold=False`: a folded model's adapter applied at load instead)."""
     from edge_extract.api import load_model
