@@ -78,8 +78,9 @@ class Sequences:
             with self._llama:
                 rows = self._context.decode(requests)
             self._done.update((seq, row) for (seq, _, _), row in zip(requests, rows))
-        except GenerationError as error:
-            self._done.update((seq, error) for seq, _, _ in requests)
+        except Exception as error:  # whatever it is, every report waiting on this batch must hear of it
+            failure = error if isinstance(error, GenerationError) else GenerationError(f"batch failed: {error!r}")
+            self._done.update((seq, failure) for seq, _, _ in requests)
         self._turn.notify_all()
 
     def alone(self, seq: int, tokens: Sequence[int], n_past: int) -> np.ndarray:

@@ -21,14 +21,14 @@ from edge_extract.sequences import Sequences
 class FakeContext:
     n_batch = 512
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: Exception | None = None) -> None:
         self.calls: list[list[tuple[int, list[int], int]]] = []
         self.fail = fail
 
     def decode(self, requests: Sequence[tuple[int, Sequence[int], int]]) -> list[np.ndarray]:
         self.calls.append([(seq, list(tokens), n_past) for seq, tokens, n_past in requests])
         if self.fail:
-            raise GenerationError("llama.cpp decode failed: -3")
+            raise self.fail
         return [np.full(4, float(seq)) for seq, _, _ in requests]
 
     def remove(self, seq: int, start: int) -> bool:
@@ -91,8 +91,9 @@ def test_one_token_steps_of_every_decoding_report_share_one_batch():
     assert [member.n_past for member in sequences.members] == [4, 4, 4]
 
 
-def test_a_failed_batch_fails_each_report_in_it_and_blocks_none():
-    context = FakeContext(fail=True)
+@pytest.mark.parametrize("failure", [GenerationError("llama.cpp decode failed: -3"), ValueError("NULL pointer access")])
+def test_a_failed_batch_fails_each_report_in_it_and_blocks_none(failure):
+    context = FakeContext(fail=failure)
     sequences = Sequences(FakeRuntime(context, 2))  # type: ignore[arg-type]
     out = _together(sequences, lambda member: member.feed([7]))
     assert all(isinstance(error, GenerationError) for error in out)
