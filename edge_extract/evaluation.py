@@ -56,7 +56,8 @@ class RunMetrics(BaseModel):
 
     run: RunInfo
     seconds_per_report: float
-    """Mean extraction time per report, from each result's provenance."""
+    """Mean extraction time per report, from each result's provenance: with --concurrency N each
+    report's own time, which grows with N while the reports per minute grow too."""
     failed: int
     """Records whose extraction failed (scored as all-N/A)."""
     cut: int = 0
