@@ -18,7 +18,7 @@ from .confidence import check_flags, field_confidence
 from .decoding import DecodeStats, DecodingSettings
 from .errors import BackendUnavailableError, EdgeExtractError, GenerationError, OutputInvalidError
 from .evidence import Evidence, align, ungrounded_flags
-from .generation import Generator
+from .generation import Decoder, Generator
 from .injection import SUSPECTED_INJECTION, values_from_passages
 from .models.manifest import Manifest
 from .prompt import PROMPT_VERSION, Prompt, Strategy, render_prompt
@@ -318,5 +318,7 @@ def extract_many(
         if failure is not None:
             raise failure
     finally:
-        # A second Ctrl-C leaves requests in flight behind (each ends within the request timeout).
-        pool.shutdown(wait=False, cancel_futures=True)
+        # A second Ctrl-C leaves a server's requests in flight behind (each ends within the request
+        # timeout); a local model's reports in flight end first, since closing the model frees
+        # what their threads use.
+        pool.shutdown(wait=extractor.generator.decoder is not Decoder.server, cancel_futures=True)

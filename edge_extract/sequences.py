@@ -36,6 +36,7 @@ class Sequences:
         self._decoding: set[int] = set()
         self._waiting: dict[int, tuple[int, int]] = {}  # sequence -> (token, tokens it holds)
         self._done: dict[int, np.ndarray | GenerationError] = {}
+        self._abandoned: set[int] = set()
         self.step_batches: Counter[int] = Counter()
         """How many one-token batches held 1, 2, ... sequences (benchmarks report it)."""
         self.members = [Member(self, runtime, seq) for seq in range(runtime.settings.sequences)]
@@ -59,8 +60,13 @@ class Sequences:
                 raise GenerationError("a one-token step outside decoding")  # it would wait forever
             self._waiting[seq] = (token, n_past)
             self._advance_when_all_wait()
-            while seq not in self._done:
-                self._turn.wait()
+            try:
+                while seq not in self._done:
+                    self._turn.wait()
+            except BaseException:  # Ctrl-C in the waiting thread: no stale result for its next step
+                if self._waiting.pop(seq, None) is None:
+                    self._abandoned.add(seq)  # its batch is running: drop the result when it comes
+                raise
             result = self._done.pop(seq)
         if isinstance(result, GenerationError):
             raise result
@@ -77,10 +83,15 @@ class Sequences:
         try:
             with self._llama:
                 rows = self._context.decode(requests)
-            self._done.update((seq, row) for (seq, _, _), row in zip(requests, rows))
+            results: list[np.ndarray | GenerationError] = list(rows)
         except Exception as error:  # whatever it is, every report waiting on this batch must hear of it
             failure = error if isinstance(error, GenerationError) else GenerationError(f"batch failed: {error!r}")
-            self._done.update((seq, failure) for seq, _, _ in requests)
+            results = [failure] * len(requests)
+        for (seq, _, _), result in zip(requests, results):
+            if seq in self._abandoned:
+                self._abandoned.discard(seq)
+            else:
+                self._done[seq] = result
         self._turn.notify_all()
 
     def alone(self, seq: int, tokens: Sequence[int], n_past: int) -> np.ndarray:
@@ -143,9 +154,17 @@ class Member:
             raise GenerationError("nothing to feed")
         if len(self._tokens) + len(tokens) > self.n_ctx:
             raise GenerationError(f"answer does not fit the {self.n_ctx}-token context")
-        if len(tokens) == 1:
-            logits = self._sequences.step(self._seq, tokens[0], len(self._tokens))
-        else:
-            logits = self._sequences.alone(self._seq, tokens, len(self._tokens))
+        try:
+            if len(tokens) == 1:
+                logits = self._sequences.step(self._seq, tokens[0], len(self._tokens))
+            else:
+                logits = self._sequences.alone(self._seq, tokens, len(self._tokens))
+        except BaseException:
+            # A failed or interrupted call may have left tokens in the cache past what this member
+            # knows of (a prompt's first chunks, a step whose batch ran): they go.
+            if not self._sequences.remove(self._seq, len(self._tokens)):
+                self._sequences.remove(self._seq, 0)
+                self._tokens.clear()
+            raise
         self._tokens += tokens
         return logits

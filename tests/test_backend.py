@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -20,6 +21,7 @@ from edge_extract.backend import ServerClient, ServerGenerator, base_url
 from edge_extract.cli import app
 from edge_extract.decoding import DecodingSettings
 from edge_extract.errors import BackendUnavailableError, ConfigError, GenerationError
+from edge_extract.generation import Decoder
 from edge_extract.models.registry import DEFAULT_MODEL, Registry
 from edge_extract.pipeline import Result, extract_many
 from edge_extract.prompt import render_prompt
@@ -149,6 +151,8 @@ def test_an_unreachable_server_is_unavailable():
 
 class _SlowEcho:
     """A stand-in extractor: each report takes a moment; one may raise, as a server gone would."""
+
+    generator = SimpleNamespace(decoder=Decoder.server)
 
     def __init__(self, fail: str | None = None) -> None:
         self.fail = fail

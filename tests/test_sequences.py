@@ -21,17 +21,23 @@ from edge_extract.sequences import Sequences
 class FakeContext:
     n_batch = 512
 
-    def __init__(self, fail: Exception | None = None) -> None:
+    def __init__(self, fail: Exception | None = None, *, fail_prompts: int = 0) -> None:
         self.calls: list[list[tuple[int, list[int], int]]] = []
+        self.removed: list[tuple[int, int]] = []
         self.fail = fail
+        self.fail_prompts = fail_prompts  # how many several-token calls fail (a prompt's later chunk)
 
     def decode(self, requests: Sequence[tuple[int, Sequence[int], int]]) -> list[np.ndarray]:
         self.calls.append([(seq, list(tokens), n_past) for seq, tokens, n_past in requests])
         if self.fail:
             raise self.fail
+        if self.fail_prompts and len(requests[0][1]) > 1:
+            self.fail_prompts -= 1
+            raise GenerationError("llama.cpp decode failed: 1")
         return [np.full(4, float(seq)) for seq, _, _ in requests]
 
     def remove(self, seq: int, start: int) -> bool:
+        self.removed.append((seq, start))
         return True
 
 
@@ -108,6 +114,18 @@ def test_a_report_that_leaves_no_longer_holds_the_others_back():
     with second.decoding():
         second.feed([7])  # would wait forever for `first` if it still counted
     assert context.calls == [[(1, [7], 0)]]
+
+
+def test_a_failed_prompt_leaves_nothing_in_the_cache_for_the_next_report():
+    context = FakeContext(fail_prompts=1)
+    sequences = Sequences(FakeRuntime(context, 2))  # type: ignore[arg-type]
+    member = sequences.members[0]
+    with member.decoding(), pytest.raises(GenerationError):
+        member.start([1, 2, 3])
+    assert context.removed == [(0, 0)] and member.n_past == 0
+    with member.decoding():
+        member.start([4, 5, 6])
+    assert context.calls[-1] == [(0, [4, 5, 6], 0)] and member.n_past == 3
 
 
 def test_a_step_outside_decoding_is_refused():
