@@ -84,46 +84,27 @@ def splits_probe(llm, text: list[int]) -> int:
     return same
 
 
-def sequences_probe(llm, prompts: list[list[int]], *, flash: bool) -> float:
+def sequences_probe(llm, prompts: list[list[int]]) -> float:
+    """The prompts as sequences of the runtime's SharedContext (its settings copied from `llm`,
+    flash attention included), 20 one-token steps together against each prompt alone."""
     import llama_cpp
-    from llama_cpp import _internals
 
-    n = len(prompts)
+    from edge_extract.runtime import LoadSettings, SharedContext
+
     alone = []
     for prompt in prompts:
         _cut(llm, 0)
         llm.eval(prompt[:600])
         alone.append(np.concatenate([_feed(llm, [token], all_rows=True) for token in prompt[600:620]]))
-    params = type(llm.context_params).from_buffer_copy(llm.context_params)
-    params.n_ctx, params.n_seq_max, params.kv_unified = 2048 * n, n, False
-    params.flash_attn_type = (
-        llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-    )
-    ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
-    batch = _internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=n, verbose=False)
-
-    def decode(requests: list[tuple[int, list[int], int]]) -> list[np.ndarray]:
-        b = batch.batch
-        b.n_tokens, last = 0, []
-        for seq, tokens, n_past in requests:
-            for offset, token in enumerate(tokens):
-                row = b.n_tokens
-                b.token[row], b.pos[row], b.n_seq_id[row] = token, n_past + offset, 1
-                b.seq_id[row][0], b.logits[row] = seq, offset == len(tokens) - 1
-                b.n_tokens += 1
-            last.append(b.n_tokens - 1)
-        ctx.decode(batch)
-        return [np.ctypeslib.as_array(ctx.get_logits_ith(row), shape=(llm.n_vocab(),)).copy() for row in last]
-
+    context = SharedContext(llm, llama_cpp, LoadSettings(n_ctx=2048, sequences=len(prompts)))
     for seq, prompt in enumerate(prompts):
         for start in (0, 300):
-            decode([(seq, prompt[start : start + 300], start)])
+            context.decode([(seq, prompt[start : start + 300], start)])
     worst = 0.0
     for step in range(20):
-        rows = decode([(seq, [prompt[600 + step]], 600 + step) for seq, prompt in enumerate(prompts)])
+        rows = context.decode([(seq, [prompt[600 + step]], 600 + step) for seq, prompt in enumerate(prompts)])
         worst = max(worst, *(float(np.abs(row - alone[seq][step]).max()) for seq, row in enumerate(rows)))
-    batch.close()
-    ctx.close()
+    context.close()
     return worst
 
 
@@ -152,7 +133,7 @@ def main() -> None:
         print(f"  rows: {rows_probe(llm, text, continuations)}/14 batches of 8 equal one-token logits")
         print(f"  splits: {splits_probe(llm, text)}/21 split prompts give the whole prompt's logits")
         for n in (2, 4, 8):
-            worst = sequences_probe(llm, long_ones[:n], flash=flash)
+            worst = sequences_probe(llm, long_ones[:n])
             print(f"  sequences: N = {n}, largest difference from alone over 20 steps: {worst:.3g}")
         llm.close()
 

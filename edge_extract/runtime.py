@@ -361,9 +361,7 @@ class SharedContext:
         params.n_ctx = settings.n_ctx * settings.sequences
         params.n_seq_max = settings.sequences
         params.kv_unified = False
-        self.n_ctx = settings.n_ctx
         self.n_batch = settings.n_batch
-        self._llama_cpp = llama_cpp
         self.n_vocab = llm.n_vocab()
         with _quiet_llama():
             try:

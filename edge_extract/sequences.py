@@ -144,8 +144,13 @@ class Member:
         return self.feed(tokens[len(self._tokens) :])
 
     def truncate(self, n_tokens: int) -> None:
-        if n_tokens < len(self._tokens) and not self._sequences.remove(self._seq, n_tokens):
-            n_tokens = 0  # the cache refused a partial cut: start over
+        if n_tokens < len(self._tokens):
+            self._cut(n_tokens)
+
+    def _cut(self, n_tokens: int) -> None:
+        """Drop the cache from `n_tokens` on; all of it where the cache refuses a partial cut."""
+        if not self._sequences.remove(self._seq, n_tokens):
+            n_tokens = 0
             self._sequences.remove(self._seq, 0)
         del self._tokens[n_tokens:]
 
@@ -162,9 +167,7 @@ class Member:
         except BaseException:
             # A failed or interrupted call may have left tokens in the cache past what this member
             # knows of (a prompt's first chunks, a step whose batch ran): they go.
-            if not self._sequences.remove(self._seq, len(self._tokens)):
-                self._sequences.remove(self._seq, 0)
-                self._tokens.clear()
+            self._cut(len(self._tokens))
             raise
         self._tokens += tokens
         return logits
