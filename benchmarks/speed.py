@@ -12,8 +12,8 @@ Rows, each in a fresh process (peak RSS is its own), 1 thread unless told, the f
       (`--concurrency N`), throughput over the run, records compared with N = 1.
 (a)-(e) process each prompt from an empty cache and time prompt and answer per report; "s/report"
 is their median sum. For (f) it is the run's wall time over its reports. Ratios are against (c),
-measured in the same run. There is no row (d): prompt-lookup drafts are not shipped
-(docs/performance.md says why).
+measured in the same run. There is no row (d): prompt-lookup drafts are not shipped;
+benchmarks.drafts measures them (docs/performance.md says why).
 """
 
 from __future__ import annotations

@@ -58,8 +58,11 @@ class DecodingSettings(BaseModel):
             1.1 cut runaway values of a quick 270M LoRA from 19 to 2 in 84 reports.
         repeat_last_n: how many of the value's latest tokens the penalty looks at.
         loop_repeats: a token run repeated this many times in a row ends the value (0: off).
-        stop_at_restated_item: end a list value where the model starts restating one of its items
-            (longer-range repetition than the loop detector sees); the restatement is dropped.
+        stop_at_restated_item: keep a list value from restating one of its items (longer-range
+            repetition than the loop detector sees): the restatement is dropped.
+        restated_item_retries: how often, in one value, a restatement is dropped and the model,
+            barred from the token that began it, writes on; once more ends the value there, with a
+            `loop:` flag (0: end at the first restatement).
         chars_per_token_bound: tokens allowed per value = max chars of the field / this.
         absent_bias: subtracted from the logit of "N/A"'s first token where a value starts (0: off).
             A small fine-tune says N/A too readily (it is the most frequent value in training);
@@ -73,6 +76,7 @@ class DecodingSettings(BaseModel):
     repeat_last_n: int = 64
     loop_repeats: int = 3
     stop_at_restated_item: bool = True
+    restated_item_retries: int = 2
     chars_per_token_bound: float = 1.5
     absent_bias: float = 0.0
 
@@ -90,6 +94,8 @@ class DecodeStats:
     """Fields cut at their length bound."""
     looped_fields: list[str] = field(default_factory=list)
     """Fields where a repetition loop was detected and cut back."""
+    restated_items: int = 0
+    """Restated items dropped while the model wrote on (`restated_item_retries`)."""
     scores: dict[str, float] = field(default_factory=dict)
     """Per field, the decoder's confidence in its value, in [0, 1] (`SchemaDecoder`)."""
 
@@ -144,6 +150,16 @@ def restated_item_start(raw: bytes) -> int | None:
     if current and len(current.split()) >= RESTATED_MIN_WORDS and current in done:
         return raw.rfind(b";") + 1
     return None
+
+
+def _ends_in_escape(raw: bytes) -> bool:
+    r"""Whether a JSON string body ends inside an escape (an odd run of backslashes).
+
+    Example:
+        >>> [_ends_in_escape(b"a" + b"\\" * n) for n in (1, 2, 3)]
+        [True, False, True]
+    """
+    return (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
 
 
 def json_string_content(raw: bytes) -> str:
@@ -305,22 +321,30 @@ class SchemaDecoder:
         penalised[ids] = np.where(original > 0, original / penalty, original * penalty)
         return int(np.argmax(penalised)), penalised
 
-    def _keep_after_repetition(self, raw: bytes, tokens: Sequence[int], sizes: Sequence[int]) -> int | None:
-        """How many of the value's tokens to keep when it has started repeating itself, else None.
-
-        A token run repeated loop_repeats times keeps its first occurrence; a restated item is
-        dropped whole (with any token it shares with the separator before it).
-        """
+    def _loop_keep(self, tokens: Sequence[int]) -> int | None:
+        """How many of the value's tokens to keep when a token run repeats loop_repeats times in a
+        row (its first occurrence), else None."""
         repeats = self.settings.loop_repeats
         loop = _loop_length(tokens, repeats) if repeats else 0
-        if loop:
-            return len(tokens) - (loop * (repeats - 1) if loop > 1 else loop * (2 * repeats - 1))
-        if self.settings.stop_at_restated_item and b";" in raw:
-            offset = restated_item_start(raw)
-            if offset is not None:
-                ends = np.cumsum(sizes)
-                return int(np.searchsorted(ends, offset, side="right"))
-        return None
+        if not loop:
+            return None
+        return len(tokens) - (loop * (repeats - 1) if loop > 1 else loop * (2 * repeats - 1))
+
+    def _restated(self, raw: bytes, sizes: Sequence[int]) -> tuple[int, int | None] | None:
+        """Where a restated item sits in the value's tokens, else None: how many tokens come before
+        it when it is dropped whole (with any token it shares with the separator before it), and
+        how many come before the token that begins its text, if that token holds nothing of the
+        separator (None otherwise: barring it would bar the separator)."""
+        if not self.settings.stop_at_restated_item or b";" not in raw:
+            return None
+        offset = restated_item_start(raw)
+        if offset is None:
+            return None
+        ends = np.cumsum(sizes)
+        text = offset + len(raw[offset:]) - len(raw[offset:].lstrip())
+        first = int(np.searchsorted(ends, text, side="right"))
+        clean = first < len(sizes) and (first == 0 or ends[first - 1] >= offset)
+        return int(np.searchsorted(ends, offset, side="right")), first if clean else None
 
     def _free_value(self, name: str, logits: np.ndarray, stats: DecodeStats, *, room: int) -> tuple[str, np.ndarray]:
         """Generate one string value until an unescaped quote, an end token, a control character,
@@ -336,10 +360,15 @@ class SchemaDecoder:
         chosen: list[float] = []  # log-probability of each token picked, `tokens` and the ending one
         absent = -np.inf  # no room for a value: absent, and not by the model's choice
         escaped = False
+        barred: dict[int, set[int]] = {}  # value position -> tokens that began a restated item there
+        retries = self.settings.restated_item_retries
         if self.settings.absent_bias and max_tokens:
             logits = logits.copy()
             logits[self._absent_token] -= self.settings.absent_bias
         for _ in range(max_tokens):
+            if len(tokens) in barred:
+                logits = logits.copy()
+                logits[list(barred[len(tokens)])] = -np.inf
             token, sampled = self._pick(logits, tokens[-self.settings.repeat_last_n :])
             if chosen:
                 chosen.append(float(self._log_probs(sampled, [token])[0]))
@@ -372,7 +401,23 @@ class SchemaDecoder:
             logits = self._feed([token], stats)
             if len(raw) >= max_chars:
                 break
-            keep = self._keep_after_repetition(raw, tokens, sizes)
+            restated = None if (keep := self._loop_keep(tokens)) is not None else self._restated(raw, sizes)
+            if restated is not None:
+                keep, writes_on_at = restated
+                if retries and writes_on_at:
+                    # Drop the restatement and write on from where its text began, barred from the
+                    # token that began it: the model's next choice may be a new item or the end of
+                    # the list. The logits there are gone, so the last token kept is fed again.
+                    retries -= 1
+                    stats.restated_items += 1
+                    barred = {at: bars for at, bars in barred.items() if at <= writes_on_at}
+                    barred.setdefault(writes_on_at, set()).add(tokens[writes_on_at])
+                    del raw[sum(sizes[:writes_on_at]) :]
+                    del tokens[writes_on_at:], sizes[writes_on_at:], chosen[writes_on_at:]
+                    self.model.truncate(start + writes_on_at - 1)
+                    logits = self._feed(tokens[-1:], stats)
+                    escaped = _ends_in_escape(raw)
+                    continue
             if keep is not None:
                 # Keep the text before the repetition, drop the rest from text and context.
                 del raw[sum(sizes[:keep]) :]

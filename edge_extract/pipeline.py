@@ -91,6 +91,8 @@ class Provenance(BaseModel):
     seconds: float
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    restated_items: int = 0
+    """Items the model began to write a second time in a list, dropped while it wrote on."""
     settings: RecordedSettings
 
 
@@ -217,6 +219,7 @@ class Extractor:
             seconds=round(seconds, 3),
             prompt_tokens=stats.prompt_tokens if stats else 0,
             generated_tokens=stats.generated_tokens if stats else 0,
+            restated_items=stats.restated_items if stats else 0,
             settings=self._settings(stats),
         )
 

@@ -99,6 +99,8 @@ class LoadSettings:
         n_ctx: context window in tokens (prompt plus answer); the model manifest's context_size.
         n_threads: CPU threads for decoding and prompt processing.
         n_batch: tokens per llama_decode call when processing a prompt.
+        flash_attention: llama.cpp's flash attention. Off: on this CPU it was no faster, and it
+            changes the logits in the last bits (benchmarks.drafts turns it on: drafts need it).
         gpu_layers: layers offloaded to a GPU when llama.cpp was built with one (-1: all).
         seed: sampler seed; greedy decoding does not use it, but the grammar path records it.
         sequences: reports decoded at once (`SharedContext`), each with a KV cache of n_ctx
@@ -108,6 +110,7 @@ class LoadSettings:
     n_ctx: int
     n_threads: int = 1
     n_batch: int = 512
+    flash_attention: bool = False
     gpu_layers: int = -1
     seed: int = 0
     sequences: int = 1
@@ -218,6 +221,7 @@ class Runtime:
                     # Full-size sliding-window cache, so the KV cache can be cut back to any
                     # prefix (prefix reuse across reports, rewinding a runaway value).
                     swa_full=True,
+                    flash_attn=settings.flash_attention,
                     verbose=False,
                 )
             except (ValueError, RuntimeError) as error:

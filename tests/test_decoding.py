@@ -182,14 +182,14 @@ def test_absent_bias_trades_na_for_the_runner_up(bias, expected):
     assert values["life_style"] == NA  # only a close call flips: a clear N/A stays
 
 
-def test_a_restated_item_ends_the_list():
+def test_a_restated_item_ends_the_list_without_retries():
     script = {
         "signs_symptoms": "fever; cough; Fever; dyspnea",
         "diagnosis": "a;b",
         "pathology": "fever; granuloma of the left lung; x; granuloma of the left lung and more",
         "comorbidities": "asthma; asthma of childhood; asthma",
     }
-    values, stats, model = decode(script)
+    values, stats, model = decode(script, restated_item_retries=0)
     assert values["signs_symptoms"] == "fever; cough"
     assert values["diagnosis"] == "a;b"  # nothing repeated: the text stays as written
     assert values["pathology"] == "fever; granuloma of the left lung; x"  # a long item restated unfinished
@@ -197,6 +197,47 @@ def test_a_restated_item_ends_the_list():
     assert stats.looped_fields == ["signs_symptoms", "pathology"]
     text = b"".join(model.piece(t) for t in model.context).decode()
     assert 'fever; cough", "comorbidities": "' in text  # the context was rewound with the text
+
+
+class RestatingModel(ScriptedModel):
+    """Writes "fever; cough; dyspnea" as signs_symptoms, but would rather restate "fever" (a token
+    of its own, or byte by byte with `split`) after "cough; "."""
+
+    def __init__(self, *, split: bool = False) -> None:
+        super().__init__({"signs_symptoms": "fever; cough; dyspnea"})
+        self.split = split
+
+    def _logits(self) -> np.ndarray:
+        logits = super()._logits()
+        text = b"".join(self.pieces[t] for t in self.context)
+        wants = {b"cough; fever"[:end]: "fever;"[end - 7] for end in range(8, 13)}  # "f" -> "e", ...
+        if text.endswith(b"cough; "):
+            logits[:] = 0.0
+            logits[self.tokenize("f" if self.split else "fever")[0]] = 2.0
+            logits[self.tokenize("d")[0]] = 1.0  # the runner-up: the next new item
+        for written, then in wants.items():
+            if text.endswith(written):
+                logits[:] = 0.0
+                logits[self.tokenize(then)[0]] = 1.0
+        return logits
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-token", "two-tokens"])
+def test_a_restated_item_is_dropped_and_the_list_goes_on(split):
+    model = RestatingModel(split=split)
+    values, stats = SchemaDecoder(model, settings=DecodingSettings(loop_repeats=0)).decode(model.tokenize("p"))
+    assert values["signs_symptoms"] == "fever; cough; dyspnea"  # the runner-up after the bar
+    assert stats.restated_items >= 1 and stats.looped_fields == []
+    text = b"".join(model.piece(t) for t in model.context).decode()
+    assert 'fever; cough; dyspnea", "comorbidities": "' in text  # nothing restated left in the context
+
+
+def test_a_restated_item_ends_the_list_once_the_retries_are_spent():
+    model = RestatingModel()
+    settings = DecodingSettings(loop_repeats=0, restated_item_retries=0)
+    values, stats = SchemaDecoder(model, settings=settings).decode(model.tokenize("p"))
+    assert values["signs_symptoms"] == "fever; cough"
+    assert stats.restated_items == 0 and stats.looped_fields == ["signs_symptoms"]
 
 
 def test_without_the_stop_repeated_items_are_still_dropped():
