@@ -96,6 +96,11 @@ class SchemaGenerator:
             decoders = {False: SchemaDecoder(model, settings=settings), True: SchemaDecoder(model, settings=retry)}
             self._lanes.put(_Lane(decoders, decoding))
 
+    def stopped(self) -> contextlib.AbstractContextManager[None]:
+        """While inside, reports decoding at once fail within a step (sequences.Sequences.stopped);
+        one report at a time has nothing in flight to stop."""
+        return self.sequences.stopped() if self.sequences else contextlib.nullcontext()
+
     def generate(self, tokens: Sequence[int], *, retry: bool = False) -> tuple[str, DecodeStats]:
         lane = self._lanes.get()
         try:

@@ -4,6 +4,7 @@ output.py and batch.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -18,7 +19,7 @@ from .confidence import check_flags, field_confidence
 from .decoding import DecodeStats, DecodingSettings
 from .errors import BackendUnavailableError, EdgeExtractError, GenerationError, OutputInvalidError
 from .evidence import Evidence, align, ungrounded_flags
-from .generation import Decoder, Generator
+from .generation import Decoder, Generator, SchemaGenerator
 from .injection import SUSPECTED_INJECTION, values_from_passages
 from .models.manifest import Manifest
 from .prompt import PROMPT_VERSION, Prompt, Strategy, render_prompt
@@ -318,10 +319,16 @@ def extract_many(
                     yield future.result()
                 elif failure is None:
                     failure = error
-        if failure is not None:
-            raise failure
-    finally:
-        # A second Ctrl-C leaves a server's requests in flight behind (each ends within the request
-        # timeout); a local model's reports in flight end first, since closing the model frees
-        # what their threads use.
-        pool.shutdown(wait=extractor.generator.decoder is not Decoder.server, cancel_futures=True)
+    except BaseException:
+        # Stopped now (a second Ctrl-C) or the consumer gone: a server's requests in flight are
+        # left behind (each ends within the request timeout); a local model's reports in flight
+        # are stopped within a step and waited for, since closing the model frees what their
+        # threads use. Their results are dropped: a resumed batch extracts them again.
+        generator = extractor.generator
+        stopping = generator.stopped() if isinstance(generator, SchemaGenerator) else contextlib.nullcontext()
+        with stopping:
+            pool.shutdown(wait=generator.decoder is not Decoder.server, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if failure is not None:
+        raise failure

@@ -37,6 +37,7 @@ class Sequences:
         self._waiting: dict[int, tuple[int, int]] = {}  # sequence -> (token, tokens it holds)
         self._done: dict[int, np.ndarray | GenerationError] = {}
         self._abandoned: set[int] = set()
+        self._stopped = False
         self.step_batches: Counter[int] = Counter()
         """How many one-token batches held 1, 2, ... sequences (benchmarks report it)."""
         self.members = [Member(self, runtime, seq) for seq in range(runtime.settings.sequences)]
@@ -53,15 +54,34 @@ class Sequences:
                 self._decoding.discard(seq)
                 self._advance_when_all_wait()
 
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """While inside, every step and prompt fails at once (a batch already running ends first):
+        reports in flight end within a step when the user says stop now."""
+        with self._turn:
+            self._stopped = True
+            self._turn.notify_all()
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._stopped = False
+
+    def _check_stopped(self) -> None:
+        if self._stopped:
+            raise GenerationError("stopped")
+
     def step(self, seq: int, token: int, n_past: int) -> np.ndarray:
         """Append one token; returns the next-token logits once the batch it joined has run."""
         with self._turn:
             if seq not in self._decoding:
                 raise GenerationError("a one-token step outside decoding")  # it would wait forever
+            self._check_stopped()
             self._waiting[seq] = (token, n_past)
             self._advance_when_all_wait()
             try:
                 while seq not in self._done:
+                    self._check_stopped()
                     self._turn.wait()
             except BaseException:  # Ctrl-C in the waiting thread: no stale result for its next step
                 if self._waiting.pop(seq, None) is None:
@@ -104,6 +124,7 @@ class Sequences:
             n_batch = self._context.n_batch
             with self._llama:
                 for start in range(0, len(tokens), n_batch):
+                    self._check_stopped()
                     (logits,) = self._context.decode([(seq, tokens[start : start + n_batch], n_past + start)])
         finally:
             with self._turn:

@@ -128,6 +128,38 @@ def test_a_failed_prompt_leaves_nothing_in_the_cache_for_the_next_report():
     assert context.calls[-1] == [(0, [4, 5, 6], 0)] and member.n_past == 3
 
 
+def test_stopping_fails_the_reports_in_flight_within_a_step():
+    """A second Ctrl-C: a report waiting for its step (here on a report that never steps) and a
+    report about to process its prompt both fail at once; afterwards decoding works again."""
+    context = FakeContext()
+    sequences = Sequences(FakeRuntime(context, 3))  # type: ignore[arg-type]
+    waiting, prompting, idle = sequences.members
+    errors: list[Exception] = []
+    asked = threading.Event()
+
+    def step() -> None:
+        with waiting.decoding():
+            asked.set()
+            try:
+                waiting.feed([7])  # waits: `idle` is decoding and has not asked for its step
+            except GenerationError as error:
+                errors.append(error)
+
+    with idle.decoding():
+        thread = threading.Thread(target=step)
+        thread.start()
+        assert asked.wait(5)
+        with sequences.stopped():
+            thread.join(timeout=5)
+            with prompting.decoding(), pytest.raises(GenerationError, match="stopped"):
+                prompting.start([1, 2, 3])
+    assert not thread.is_alive() and [str(error) for error in errors] == ["stopped"]
+    assert context.calls == [] and waiting.n_past == 0 and prompting.n_past == 0
+    with idle.decoding():
+        idle.feed([7])  # the stop is over
+    assert context.calls == [[(2, [7], 0)]]
+
+
 def test_a_step_outside_decoding_is_refused():
     sequences = Sequences(FakeRuntime(FakeContext(), 2))  # type: ignore[arg-type]
     with pytest.raises(GenerationError, match="outside decoding"):
