@@ -44,10 +44,13 @@ def _load(path: str, adapter: str | None, *, flash: bool, n_ctx: int = 8192):
     )
 
 
-def _feed(llm, tokens: list[int], *, all_rows: bool) -> np.ndarray:
+def feed(llm, tokens: list[int], *, all_rows: bool) -> np.ndarray:
+    """Append tokens to a llama_cpp.Llama in one llama_decode call, keeping its own token record
+    (what prefix reuse compares); the logits after each token (`all_rows`) or the last, copied."""
     n_past = llm.n_tokens
     llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=all_rows)
     llm._ctx.decode(llm._batch)
+    llm.input_ids[n_past : n_past + len(tokens)] = tokens
     llm.n_tokens = n_past + len(tokens)
     rows = len(tokens) if all_rows else 1
     return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(rows, llm.n_vocab())).copy()
@@ -64,9 +67,9 @@ def rows_probe(llm, text: list[int], continuations: list[list[int]]) -> int:
         for answer in continuations:
             _cut(llm, 0)
             llm.eval(text[:length])
-            one = np.concatenate([_feed(llm, [token], all_rows=True) for token in answer])
+            one = np.concatenate([feed(llm, [token], all_rows=True) for token in answer])
             _cut(llm, length)
-            exact += np.array_equal(_feed(llm, answer, all_rows=True), one)
+            exact += np.array_equal(feed(llm, answer, all_rows=True), one)
     return exact
 
 
@@ -95,7 +98,7 @@ def sequences_probe(llm, prompts: list[list[int]]) -> float:
     for prompt in prompts:
         _cut(llm, 0)
         llm.eval(prompt[:600])
-        alone.append(np.concatenate([_feed(llm, [token], all_rows=True) for token in prompt[600:620]]))
+        alone.append(np.concatenate([feed(llm, [token], all_rows=True) for token in prompt[600:620]]))
     context = SharedContext(llm, llama_cpp, LoadSettings(n_ctx=2048, sequences=len(prompts)))
     for seq, prompt in enumerate(prompts):
         for start in (0, 300):

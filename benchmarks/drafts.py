@@ -32,12 +32,13 @@ from itertools import islice
 
 import numpy as np
 
+from benchmarks.batch_rows import feed
 from benchmarks.decoding import VAL, _fresh
 from edge_extract.decoding import TokenModel
 
 NGRAM_SIZES = (3, 2)
 """Context tokens that must match the prompt, longest tried first: a 1-token match drafts too
-often to pay on this CPU (a batch of 2 rows costs about 1.4 one-token steps)."""
+often to pay on this CPU (scoring 2 rows in one call costs about 3 one-token steps)."""
 
 
 class PromptLookup:
@@ -131,33 +132,21 @@ class Drafting:
             self._pending.clear()
 
 
-def score(runtime, tokens: Sequence[int]) -> np.ndarray:
-    """Append tokens to a Runtime in one llama.cpp call; the logits after each, copied."""
-    llm = runtime._llm
-    n_past = llm.n_tokens
-    llm._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=True)
-    llm._ctx.decode(llm._batch)
-    llm.input_ids[n_past : n_past + len(tokens)] = tokens
-    llm.n_tokens = n_past + len(tokens)
-    return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), runtime.n_vocab)).copy()
-
-
 def _run(reports: list[str], flash: bool, size: int) -> dict:
     """One row in a fresh process: the reports in order, as the pipeline decodes them."""
-    import dataclasses
-
-    from edge_extract.api import load_model
     from edge_extract.decoding import SchemaDecoder
+    from edge_extract.models.registry import Registry
     from edge_extract.prompt import render_prompt
-    from edge_extract.runtime import Runtime
+    from edge_extract.runtime import LoadSettings, Runtime
 
-    extractor = load_model(threads=1)
-    settings = dataclasses.replace(extractor.runtime.settings, flash_attention=flash)
-    extractor.runtime.close()
-    runtime = Runtime(extractor.runtime.model, settings=settings)
-    drafting = Drafting(runtime, score=lambda tokens: score(runtime, tokens), size=size) if size else None
-    decoder = SchemaDecoder(drafting or runtime, settings=extractor.generator.settings)
-    chat = extractor.manifest.prompt_format
+    model = Registry.default().resolve(None, verify=False)
+    settings = LoadSettings(n_ctx=model.manifest.context_size, n_threads=1, flash_attention=flash)
+    runtime = Runtime(model, settings=settings)
+    drafting = None
+    if size:
+        drafting = Drafting(runtime, score=lambda tokens: feed(runtime._llm, list(tokens), all_rows=True), size=size)
+    decoder = SchemaDecoder(drafting or runtime, settings=model.manifest.decoding)
+    chat = model.manifest.prompt_format
     records = []
     started = time.perf_counter()
     for text in reports:
