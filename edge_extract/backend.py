@@ -30,7 +30,7 @@ from urllib3.util import Retry
 
 from .decoding import DecodeStats, DecodingSettings
 from .errors import BackendUnavailableError, ConfigError, GenerationError
-from .generation import Decoder, retry_penalty
+from .generation import Decoder, Generator, retry_penalty
 from .prompt import Prompt
 from .runtime import LoadSettings, Vocabulary, json_schema_grammar
 from .schema import record_json_schema
@@ -164,7 +164,7 @@ class ServerClient:
         self._http.clear()
 
 
-class ServerGenerator:
+class ServerGenerator(Generator):
     """The Generator (generation.py) of a served model: greedy, under the server's structured output.
 
     As with `--decoder grammar`, the first attempt runs without a repeat penalty, so none of

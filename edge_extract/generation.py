@@ -40,7 +40,11 @@ class Decoder(str, Enum):
 
 
 class Generator(Protocol):
-    """Prompt tokens in, the raw answer and what decoding it cost out."""
+    """Prompt tokens in, the raw answer and what decoding it cost out.
+
+    Implementations subclass it to inherit `stopped`, which only a generator with reports in
+    flight that it can stop overrides.
+    """
 
     decoder: Decoder
     """Recorded with every result."""
@@ -59,6 +63,12 @@ class Generator(Protocol):
         """
         ...
 
+    def stopped(self) -> contextlib.AbstractContextManager[None]:
+        """While inside, reports generating at once fail soon instead of running to their end (a
+        second Ctrl-C). By default nothing is stopped: one report at a time has nothing in flight,
+        and a server's requests end on their own."""
+        return contextlib.nullcontext()
+
 
 def retry_penalty(settings: DecodingSettings) -> float:
     # Rounded so that records say 1.3, not 1.3000000000000003.
@@ -73,7 +83,7 @@ class _Lane:
     decoding: Callable[[], contextlib.AbstractContextManager[None]]
 
 
-class SchemaGenerator:
+class SchemaGenerator(Generator):
     """edge-extract's schema-driven decoding (decoding.SchemaDecoder), with the model's settings.
 
     With `runtime.settings.sequences` above 1, that many reports decode at once (concurrent
@@ -111,7 +121,7 @@ class SchemaGenerator:
         return json.dumps(values, ensure_ascii=False), stats
 
 
-class GrammarGenerator:
+class GrammarGenerator(Generator):
     """llama-cpp-python's own greedy sampling under its JSON-schema grammar.
 
     A reference path: the first attempt runs llama.cpp's stock sampling with no repeat penalty, so

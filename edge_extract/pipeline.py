@@ -4,7 +4,6 @@ output.py and batch.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -19,7 +18,7 @@ from .confidence import check_flags, field_confidence
 from .decoding import DecodeStats, DecodingSettings
 from .errors import BackendUnavailableError, EdgeExtractError, GenerationError, OutputInvalidError
 from .evidence import Evidence, align, ungrounded_flags
-from .generation import Decoder, Generator, SchemaGenerator
+from .generation import Decoder, Generator
 from .injection import SUSPECTED_INJECTION, values_from_passages
 from .models.manifest import Manifest
 from .prompt import PROMPT_VERSION, Prompt, Strategy, render_prompt
@@ -325,8 +324,7 @@ def extract_many(
         # are stopped within a step and waited for, since closing the model frees what their
         # threads use. Their results are dropped: a resumed batch extracts them again.
         generator = extractor.generator
-        stopping = generator.stopped() if isinstance(generator, SchemaGenerator) else contextlib.nullcontext()
-        with stopping:
+        with generator.stopped():
             pool.shutdown(wait=generator.decoder is not Decoder.server, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

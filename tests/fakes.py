@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from edge_extract.decoding import DecodeStats, DecodingSettings
 from edge_extract.errors import EdgeExtractError
-from edge_extract.generation import Decoder, retry_penalty
+from edge_extract.generation import Decoder, Generator, retry_penalty
 from edge_extract.models.manifest import Adapter, Manifest, Source
 from edge_extract.prompt import Prompt
 from edge_extract.runtime import LoadSettings
@@ -64,7 +64,7 @@ class WordRuntime:
 
 
 @dataclass
-class ScriptedGenerator:
+class ScriptedGenerator(Generator):
     """Replays queued answers in order (an exception in the queue is raised) and records each call."""
 
     answers: list[str | EdgeExtractError]
