@@ -13,6 +13,7 @@ Heavy libraries (torch, transformers, peft, llama_cpp) load inside the steps, so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -167,6 +168,9 @@ def register_command(
     decoding: list[str] = typer.Option(
         [], "--decoding", help="KEY=VALUE decoding setting chosen for this model, e.g. absent_bias=2 (repeatable)."
     ),
+    fold: Literal["Q8_0"] | None = typer.Option(
+        None, "--fold", help="Run the adapter folded into the model as one GGUF of this type (faster decoding)."
+    ),
 ) -> None:
     """Copy the GGUF (and adapter) into a models folder and write its manifest."""
     from pydantic import ValidationError
@@ -198,6 +202,7 @@ def register_command(
         context_size=context_size,
         description=description,
         decoding=settings,
+        fold=fold,
         registry=registry,
     )
 

@@ -65,6 +65,9 @@ class TrainConfig:
         context_size: context window written to the model manifest (tokens).
         decoding: decoding settings written to the manifest, chosen on validation data after
             training (e.g. absent_bias); only those set here are written.
+        fold: run the shipped adapter folded into its base as one GGUF of this type (written to the
+            manifest; the runtime builds it on first use), which decodes faster than applying the
+            adapter at load time; None applies it at load.
         init_adapter: start from this PEFT adapter folder (a finished run's adapter/) instead of a
             fresh LoRA, to train it further, e.g. one more epoch; its own rank, alpha and target
             modules then apply, and the learning-rate schedule starts anew.
@@ -113,6 +116,7 @@ class TrainConfig:
     ship: Literal["merged", "adapter"] = "merged"
     context_size: int = DEFAULT_CONTEXT_SIZE
     decoding: DecodingSettings = dataclasses.field(default_factory=DecodingSettings)
+    fold: Literal["Q8_0"] | None = None
 
     @property
     def train_files(self) -> tuple[str, ...]:
@@ -121,6 +125,21 @@ class TrainConfig:
     def to_json(self) -> str:
         values = {**dataclasses.asdict(self), "decoding": self.decoding.model_dump(exclude_unset=True)}
         return json.dumps(values, indent=2) + "\n"
+
+    def changed_for_training(self, saved: str) -> list[str]:
+        """The settings that differ from a saved run's to_json() and would change what it learns:
+        a stopped run resumes only when this is empty. Thread count, logging, where it stops and
+        what happens after training (name, export, manifest) may change between the two."""
+        before, now = json.loads(saved), json.loads(self.to_json())
+        compared = (before.keys() | now.keys()) - RESUMABLE_CHANGES
+        return sorted(key for key in compared if before.get(key) != now.get(key))
+
+
+RESUMABLE_CHANGES = frozenset(
+    {"name", "stop_at", "checkpoint_every", "log_every", "threads"}
+    | {"gguf_type", "quant", "ship", "context_size", "decoding", "fold"}
+)
+"""TrainConfig settings a stopped run may resume with changed: none changes a training step."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -225,6 +244,8 @@ def load_config(path: Path | None = None, *, preset: str | None = None, override
         # A checkpoint made from a GGUF has only tokenizer.json; llama.cpp's converter then writes
         # a byte-level BPE vocabulary for a SentencePiece model (seen with Gemma 3), so ids drift.
         raise ConvertError('a base_gguf model ships as an adapter over that GGUF: set ship = "adapter"')
+    if config.fold and config.ship != "adapter":
+        raise ConvertError('fold folds a shipped adapter into its base: it needs ship = "adapter"')
     return config
 
 

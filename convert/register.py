@@ -2,7 +2,8 @@
 `edge-extract extract --model NAME` runs it.
 
     python -m convert register NAME runs/x/gguf/x-Q4_K_M.gguf --chat llama3
-    python -m convert register NAME gemma-3-270m --adapter runs/y/gguf/y-adapter-f16.gguf --decoding absent_bias=2
+    python -m convert register NAME gemma-3-270m --adapter runs/y/gguf/y-adapter-f16.gguf \
+        --fold Q8_0 --decoding absent_bias=2
 
 The model is a GGUF file (copied into <models>/NAME/) or the name of a registered model that the
 adapter applies to; an embedded (PyPI) base stays where it is and is shared, not copied.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from edge_extract.decoding import DecodingSettings
 from edge_extract.files import replacing, sha256_file
@@ -43,9 +45,12 @@ def register(
     context_size: int = DEFAULT_CONTEXT_SIZE,
     description: str = "",
     decoding: DecodingSettings | None = None,
+    fold: Literal["Q8_0"] | None = None,
     registry: Registry | None = None,
 ) -> Manifest:
     """Write the manifest of `name` into the registry's last (user) folder and return it."""
+    if fold is not None and adapter is None:
+        raise ConvertError("fold needs an adapter to fold into the model (--adapter)")
     registry = registry or Registry.default()
     root = registry.folders[-1]
     folder = root / name
@@ -76,7 +81,8 @@ def register(
     if adapter is not None:
         check_gguf_adapter(adapter)
         adapter_file = _copy_in(adapter, folder, root)
-        fields["adapter"] = {"file": adapter_file, "sha256": sha256_file(root / adapter_file)}
+        fields["adapter"] = {"file": adapter_file, "sha256": sha256_file(root / adapter_file), "fold": fold}
+
     manifest = Manifest.model_validate(fields)
     written = registry.register(manifest)
     get_console().print(f"register: {name} -> {written}", soft_wrap=True)

@@ -71,5 +71,6 @@ def run_all(config: TrainConfig, *, registry: Registry | None = None) -> Manifes
         context_size=config.context_size,
         description=description,
         decoding=config.decoding,
+        fold=config.fold,
         registry=registry,
     )

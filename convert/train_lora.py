@@ -242,9 +242,9 @@ def _load_checkpoint(root: Path, config: TrainConfig, model: Any, optimizer: Any
     if folder is None:
         return {}
     state = torch.load(folder / "trainer_state.pt", weights_only=False)
-    if state["config"] != config.to_json():
+    if changed := config.changed_for_training(state["config"]):
         raise ConvertError(
-            f"{folder} holds a checkpoint of a run with other settings; "
+            f"{folder} holds a checkpoint of a run with other settings ({', '.join(changed)}); "
             "use another out_dir, or delete the checkpoint to start over"
         )
     set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))

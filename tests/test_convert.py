@@ -286,6 +286,7 @@ def test_recipe_reproduces_the_shipped_default() -> None:
     shipped, folder = Registry.default().get(DEFAULT_MODEL)
     assert recipe.name == shipped.name
     assert recipe.decoding == shipped.decoding  # the setting chosen on val is the one shipped
+    assert recipe.fold == shipped.adapter.fold
     # The shipped adapter has the recipe's rank and alpha (GGUF: lora_a is [in, rank]).
     from gguf import GGUFReader
 
@@ -347,6 +348,8 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: li
     process.kill()
     process.wait()
     assert not (tmp_path / "killed" / "adapter" / "metrics.json").exists(), "the run ended before it was killed"
+    # Settings that change no training step may differ on the second call.
+    runs["killed"].write_text(json.dumps(json.loads(runs["killed"].read_text()) | {"log_every": 2, "quant": "Q8_0"}))
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
@@ -370,3 +373,34 @@ def test_qwen_recipes_fine_tune_the_optional_models_in_their_own_format(size: st
     assert recipe.ship == "adapter"  # a GGUF base always ships as an adapter over itself
     assert [Path(path).name for path in recipe.train_files] == ["train.jsonl", "train-extra.jsonl"]
     assert recipe.injection_fraction > 0
+
+
+def test_a_stopped_run_resumes_with_other_export_settings_but_not_other_training(tmp_path: Path) -> None:
+    saved = load_config(RECIPES / "qwen2.5-coder-0.5b-elmtex.toml")
+    older = json.loads(saved.to_json())
+    del older["fold"]  # a checkpoint written before the setting existed
+    for overrides in (["threads=1", "log_every=1", "stop_at=100"], ["fold=null", 'decoding={"absent_bias": 3}']):
+        again = load_config(RECIPES / "qwen2.5-coder-0.5b-elmtex.toml", overrides=overrides)
+        assert again.changed_for_training(saved.to_json()) == []
+        assert again.changed_for_training(json.dumps(older)) == []
+    other = load_config(RECIPES / "qwen2.5-coder-0.5b-elmtex.toml", overrides=["learning_rate=1e-4", "seed=1"])
+    assert other.changed_for_training(saved.to_json()) == ["learning_rate", "seed"]
+
+
+def test_register_folds_the_adapter_when_asked_and_refuses_fold_without_one(tmp_path: Path) -> None:
+    shipped, folder = Registry.default().get(DEFAULT_MODEL)
+    adapter = folder / shipped.adapter.file
+    command = ["register", "folded", "gemma-3-270m", "--models-dir", str(tmp_path), "--adapter", str(adapter)]
+    result = CliRunner().invoke(app, [*command, "--fold", "Q8_0"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "folded.json").read_text())["adapter"]["fold"] == "Q8_0"
+    bare = ["register", "bare", "gemma-3-270m", "--models-dir", str(tmp_path), "--fold", "Q8_0"]
+    result = CliRunner().invoke(app, bare)
+    assert result.exit_code != 0
+    assert "fold needs an adapter" in result.output
+    assert not (tmp_path / "bare.json").exists()
+
+
+def test_fold_is_refused_for_a_merged_model() -> None:
+    with pytest.raises(ConvertError, match="fold folds a shipped adapter"):
+        load_config(preset="llama-3b", overrides=["fold=Q8_0"])
