@@ -6,7 +6,8 @@
         --fold Q8_0 --decoding absent_bias=2
 
 The model is a GGUF file (copied into <models>/NAME/) or the name of a registered model that the
-adapter applies to; an embedded (PyPI) base stays where it is and is shared, not copied.
+adapter applies to; an embedded (PyPI) or installed optional base stays where it is and is shared,
+not copied.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from edge_extract.ui import get_console
 
 from .errors import ConvertError
 from .from_gguf import gguf_path
+
+SHARED_SOURCES = ("pypi", "pypi-chunks")
+"""A base of these kinds is shared, not copied: the runtime finds its GGUF where the cache or
+`models install` put it, and the new model's `models install` installs it where it is missing."""
 
 
 def _copy_in(source: Path, folder: Path, root: Path) -> str:
@@ -65,7 +70,9 @@ def register(
         "context_size": context_size,
         "decoding": decoding or DecodingSettings(),
     }
-    if model in known and known[model][0].source.kind == "pypi":
+    if model in known and known[model][0].adapter is not None:
+        raise ConvertError(f"{model} runs with an adapter of its own: register over its base model instead")
+    if model in known and known[model][0].source.kind in SHARED_SOURCES:
         fields = {**known[model][0].model_dump(), **settings}
     else:
         path = gguf_path(model, registry=registry)

@@ -26,6 +26,7 @@ from convert.__main__ import app
 from convert.errors import ConvertError, NonFiniteError
 from convert.prepare import encode
 from convert.presets import PRESETS, TrainConfig, load_config
+from convert.register import register
 from convert.to_gguf import adapter_to_gguf, hf_to_gguf
 from edge_extract import api
 from edge_extract.decoding import DecodingSettings
@@ -404,3 +405,25 @@ def test_register_folds_the_adapter_when_asked_and_refuses_fold_without_one(tmp_
 def test_fold_is_refused_for_a_merged_model() -> None:
     with pytest.raises(ConvertError, match="fold folds a shipped adapter"):
         load_config(preset="llama-3b", overrides=["fold=Q8_0"])
+
+
+def test_a_fine_tune_of_an_optional_model_shares_its_install_instead_of_copying_it(tmp_path: Path) -> None:
+    builtin, user = tmp_path / "builtin", tmp_path / "user"
+    builtin.mkdir()
+    for name in ("qwen2.5-coder-0.5b", DEFAULT_MODEL):
+        shutil.copy(Path(__file__).parent.parent / "models" / f"{name}.json", builtin)
+    registry = Registry((builtin, user))
+    shipped, folder = Registry.default().get(DEFAULT_MODEL)
+    adapter = folder / shipped.adapter.file  # any GGUF adapter will do: the layout is under test
+
+    register("q-ft", "qwen2.5-coder-0.5b", adapter=adapter, fold="Q8_0", registry=registry)
+
+    manifest, found_in = registry.get("q-ft")
+    base, _ = registry.get("qwen2.5-coder-0.5b")
+    assert (manifest.source, manifest.file, manifest.sha256) == (base.source, base.file, base.sha256)
+    assert manifest.prompt_format == "chatml"
+    assert [p.name for p in (user / "q-ft").iterdir()] == [adapter.name]  # the adapter alone, no GGUF
+    assert registry.model_path(manifest, found_in) == registry.model_path(base, builtin)
+    assert registry.install_command(manifest, found_in) == "edge-extract models install q-ft"  # base not in `user`
+    with pytest.raises(ConvertError, match="adapter of its own"):
+        register("again", DEFAULT_MODEL, adapter=adapter, registry=registry)
