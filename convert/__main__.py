@@ -171,6 +171,9 @@ def register_command(
     fold: Literal["Q8_0"] | None = typer.Option(
         None, "--fold", help="Run the adapter folded into the model as one GGUF of this type (faster decoding)."
     ),
+    val_run: Path | None = typer.Option(
+        None, "--val-run", help="Its `edge-extract eval run` folder on val, for `models list`."
+    ),
 ) -> None:
     """Copy the GGUF (and adapter) into a models folder and write its manifest."""
     from pydantic import ValidationError
@@ -203,6 +206,7 @@ def register_command(
         description=description,
         decoding=settings,
         fold=fold,
+        val_run=val_run,
         registry=registry,
     )
 

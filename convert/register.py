@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Literal
 
 from edge_extract.decoding import DecodingSettings
+from edge_extract.evaluation import load_run
 from edge_extract.files import replacing, sha256_file
-from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, Manifest
+from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, Manifest, ValScores
 from edge_extract.models.registry import Registry
 from edge_extract.prompt import CHAT_FORMATS
 from edge_extract.runtime import check_gguf, has_gguf_magic
@@ -51,11 +52,17 @@ def register(
     description: str = "",
     decoding: DecodingSettings | None = None,
     fold: Literal["Q8_0"] | None = None,
+    val_run: Path | None = None,
     registry: Registry | None = None,
 ) -> Manifest:
-    """Write the manifest of `name` into the registry's last (user) folder and return it."""
+    """Write the manifest of `name` into the registry's last (user) folder and return it.
+
+    `val_run`: an `edge-extract eval run` folder of this model on the validation set, whose scores
+    and speed the manifest then carries for `models list`.
+    """
     if fold is not None and adapter is None:
         raise ConvertError("fold needs an adapter to fold into the model (--adapter)")
+    val = val_scores(val_run, name) if val_run is not None else None
     registry = registry or Registry.default()
     root = registry.folders[-1]
     folder = root / name
@@ -69,6 +76,7 @@ def register(
         "prompt_format": prompt_format,
         "context_size": context_size,
         "decoding": decoding or DecodingSettings(),
+        "val": val,
     }
     if model in known and known[model][0].adapter is not None:
         raise ConvertError(f"{model} runs with an adapter of its own: register over its base model instead")
@@ -102,3 +110,22 @@ def check_gguf_adapter(path: Path) -> None:
         raise ConvertError(f"no such adapter file: {path}")
     if not has_gguf_magic(path):
         raise ConvertError(f"{path.name} is not a GGUF adapter: convert it with the adapter step first")
+
+
+def val_scores(run: Path, name: str) -> ValScores:
+    """The scores of an evaluation run of model `name` (metrics.json), as a manifest keeps them."""
+    metrics = load_run(run)
+    if metrics.run.model != name:
+        raise ConvertError(f"{run} is an evaluation of {metrics.run.model}, not of {name}")
+    item_f1, rouge_l = metrics.scores.micro.item_f1, metrics.scores.macro.rougeL
+    if item_f1 is None or rouge_l is None:  # a gold set with no values to score
+        raise ConvertError(f"{run} has no item F1 or ROUGE-L to show")
+    return ValScores(
+        item_f1=round(item_f1, 4),
+        rouge_l=round(rouge_l, 4),
+        records=metrics.run.records,
+        seconds_per_report=round(metrics.seconds_per_report, 2),
+        threads=metrics.run.threads,
+        peak_rss_mb=round(metrics.peak_rss_mb) if metrics.peak_rss_mb is not None else None,
+        data_sha256=metrics.run.data_sha256,
+    )

@@ -232,3 +232,12 @@ def test_extraction_opens_no_socket(monkeypatch, val_rows):
     assert result.exit_code == 0, result.output
     assert attempts == []
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_models_list_offers_a_model_with_its_measured_val_scores_and_speed():
+    rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)}
+    val = rows["gemma-3-270m-elmtex"]["val"]
+    assert (round(val["item_f1"], 3), round(val["rouge_l"], 3), val["records"]) == (0.605, 0.55, 55)  # README's
+    assert rows["gemma-3-270m"]["val"] is None  # never evaluated: nothing shown rather than a guess
+    table = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"}).output
+    assert "0.605 / 0.550 (55)" in table and "6.8 (1 thr.)" in table

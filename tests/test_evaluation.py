@@ -23,6 +23,7 @@ from edge_extract.evaluation import (
     write_report,
 )
 from edge_extract.metrics import SemanticScorer
+from edge_extract.models.registry import DEFAULT_MODEL, Registry
 from edge_extract.pipeline import Extractor
 from edge_extract.prompt import Strategy
 from edge_extract.runtime import peak_rss_mb
@@ -196,3 +197,26 @@ def test_write_report_of_two_runs_has_no_metrics_file(runs, tmp_path: Path):
     both = [load_run(runs["naive"]), load_run(runs["advanced"])]
     with pytest.raises(ValueError, match="exactly one run"):
         write_report(both, tmp_path)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_register_carries_the_val_scores_of_an_evaluation_run(runs, tmp_path: Path):
+    from convert.errors import ConvertError
+    from convert.register import register
+
+    metrics = load_run(runs["naive"])
+    registry = Registry((Registry.default().folders[0], tmp_path))
+    shipped, folder = registry.get(DEFAULT_MODEL)
+    adapter = folder / shipped.adapter.file
+    with pytest.raises(ConvertError, match=f"an evaluation of {metrics.run.model}, not of other"):
+        register("other", "gemma-3-270m", adapter=adapter, val_run=runs["naive"], registry=registry)
+    assert list(tmp_path.iterdir()) == []
+
+    manifest = register(metrics.run.model, "gemma-3-270m", adapter=adapter, val_run=runs["naive"], registry=registry)
+    assert manifest.val is not None
+    assert manifest.val.item_f1 == pytest.approx(metrics.scores.micro.item_f1, abs=1e-4)
+    assert manifest.val.rouge_l == pytest.approx(metrics.scores.macro.rougeL, abs=1e-4)
+    assert (manifest.val.records, manifest.val.threads) == (2, 1)
+    assert manifest.val.seconds_per_report == pytest.approx(metrics.seconds_per_report, abs=0.01)
+    assert registry.get(metrics.run.model)[0].val == manifest.val  # written, and read back

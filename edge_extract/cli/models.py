@@ -43,6 +43,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
                 "size": manifest.size,
                 "adapter": manifest.adapter.file if manifest.adapter else None,
                 "fold": manifest.adapter.fold if manifest.adapter else None,
+                "val": manifest.val.model_dump() if manifest.val else None,
                 "present": present,
                 "install": install,
                 "path": str(path),
@@ -51,17 +52,23 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "source", "format", "size", "adapter", "status")
+    table = Table("name", "source", "format", "size", "adapter", "val item F1 / ROUGE-L", "s/report", "status")
     for row in rows:
         size = f"{row['size'] / 1e6:.0f} MB" if row["size"] else "?"
         status = "[ok]ready[/]" if row["present"] else "[failed]missing[/]"
         if row["install"]:
             status = "[muted]not installed[/]"
         name = f"{row['name']} [muted](default)[/]" if row["default"] else row["name"]
-        adapter = (row["adapter"] or "") + (f" (folded in, {row['fold']})" if row["fold"] else "")
-        table.add_row(name, row["source"], row["prompt_format"], size, adapter, status)
+        adapter = (f"folded in ({row['fold']})" if row["fold"] else "at load") if row["adapter"] else ""
+        val = row["val"] or {}
+        scores = f"{val['item_f1']:.3f} / {val['rouge_l']:.3f} ({val['records']})" if val else ""
+        speed = f"{val['seconds_per_report']:.1f} ({val['threads']} thr.)" if val else ""
+        table.add_row(name, row["source"], row["prompt_format"], size, adapter, scores, speed, status)
     console = get_console()
     console.print(table)
+    if any(row["val"] for row in rows):
+        note = "val: `edge-extract eval run` on ELMTEX val (records in brackets), seconds per report at N threads"
+        console.print(f"[muted]{note}[/]")
     for row in rows:
         if row["install"]:
             console.print(f"[muted]to install {row['name']}:[/] {row['install']}", soft_wrap=True)

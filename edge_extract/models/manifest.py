@@ -47,6 +47,24 @@ class Adapter(BaseModel):
     on first use and cached with its own sha256: faster decoding than applying it at load (None)."""
 
 
+class ValScores(BaseModel):
+    """What `edge-extract eval run` measured for this model on the ELMTEX validation set, so that
+    `models list` offers each model with its quality and speed (register --val-run writes it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_f1: float
+    """Micro item-level F1 over all records and fields."""
+    rouge_l: float
+    """ROUGE-L F1, the mean over fields."""
+    records: int
+    seconds_per_report: float
+    threads: int
+    peak_rss_mb: float | None = None
+    data_sha256: str
+    """Of the file scored, so a number is never read as another set's."""
+
+
 class Manifest(BaseModel):
     """One model edge-extract can run."""
 
@@ -65,6 +83,7 @@ class Manifest(BaseModel):
     decoding: DecodingSettings = Field(default_factory=DecodingSettings)
     """Decoding settings chosen for this model on validation data (such as absent_bias); they
     replace the defaults whenever the model runs."""
+    val: ValScores | None = None
 
     @field_serializer("decoding")
     def _chosen_decoding(self, decoding: DecodingSettings) -> dict[str, Any]:
