@@ -13,7 +13,7 @@ Heavy libraries (torch, transformers, peft, llama_cpp) load inside the steps, so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import typer
 
@@ -22,6 +22,9 @@ from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
 from edge_extract.ui import get_console
 
 from .presets import PRESETS, TrainConfig, load_config
+
+if TYPE_CHECKING:
+    from edge_extract.models.registry import Registry
 
 app = typer.Typer(
     name="edge-extract-convert",
@@ -155,13 +158,21 @@ def quantize_command(
     quantize(source, out, qtype=qtype, threads=threads, allow_requantize=allow_requantize)  # type: ignore[arg-type]
 
 
+def _registry(models_dir: Path | None) -> Registry:
+    """The user's registry, its user folder replaced by `models_dir` where one is given."""
+    from edge_extract.models.registry import Registry
+
+    registry = Registry.default()
+    return registry if models_dir is None else Registry((*registry.folders[:-1], models_dir))
+
+
 @app.command("register")
 @one_line_errors
 def register_command(
     name: str = typer.Argument(..., help="Name for `edge-extract extract --model NAME`."),
     model: str = typer.Argument(..., help="The GGUF file, or a registered base model for --adapter."),
     chat: str | None = typer.Option(None, "--chat", help="Prompt format: gemma, llama3 or chatml."),
-    adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter to apply at load time."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter (applied at load, or --fold)."),
     context_size: int = typer.Option(DEFAULT_CONTEXT_SIZE, "--context-size", min=MIN_CONTEXT_SIZE),
     description: str = typer.Option("", "--description", help="One line for `edge-extract models list`."),
     models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
@@ -171,21 +182,16 @@ def register_command(
     fold: Literal["Q8_0"] | None = typer.Option(
         None, "--fold", help="Run the adapter folded into the model as one GGUF of this type (faster decoding)."
     ),
-    val_run: Path | None = typer.Option(
-        None, "--val-run", help="Its `edge-extract eval run` folder on val, for `models list`."
-    ),
 ) -> None:
-    """Copy the GGUF (and adapter) into a models folder and write its manifest."""
+    """Write a model's manifest into a models folder, copying in its GGUF (unless it is a registered
+    embedded or installed base, which is shared) and adapter."""
     from pydantic import ValidationError
 
     from edge_extract.decoding import DecodingSettings
-    from edge_extract.models.registry import Registry
 
     from .register import register
 
-    registry = Registry.default()
-    if models_dir is not None:
-        registry = Registry((*registry.folders[:-1], models_dir))
+    registry = _registry(models_dir)
     chosen = {}
     for item in decoding:
         key, sep, value = item.partition("=")
@@ -206,9 +212,22 @@ def register_command(
         description=description,
         decoding=settings,
         fold=fold,
-        val_run=val_run,
         registry=registry,
     )
+
+
+@app.command("record-val")
+@one_line_errors
+def record_val_command(
+    name: str = typer.Argument(..., help="A registered model."),
+    run: Path = typer.Argument(..., help="Its `edge-extract eval run` folder on ELMTEX val.jsonl."),
+    models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
+) -> None:
+    """Store a model's val scores and speed in its manifest, for `edge-extract models list`."""
+
+    from .register import record_val
+
+    record_val(name, run, registry=_registry(models_dir))
 
 
 def main() -> None:

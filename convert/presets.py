@@ -128,18 +128,19 @@ class TrainConfig:
 
     def changed_for_training(self, saved: str) -> list[str]:
         """The settings that differ from a saved run's to_json() and would change what it learns:
-        a stopped run resumes only when this is empty. Thread count, logging, where it stops and
-        what happens after training (name, export, manifest) may change between the two."""
+        a stopped run resumes only when this is empty (RESUMABLE_CHANGES may differ)."""
         before, now = json.loads(saved), json.loads(self.to_json())
         compared = (before.keys() | now.keys()) - RESUMABLE_CHANGES
         return sorted(key for key in compared if before.get(key) != now.get(key))
 
 
 RESUMABLE_CHANGES = frozenset(
-    {"name", "stop_at", "checkpoint_every", "log_every", "threads"}
+    {"name", "stop_at", "checkpoint_every", "log_every", "eval_every", "eval_examples", "threads"}
     | {"gguf_type", "quant", "ship", "context_size", "decoding", "fold"}
 )
-"""TrainConfig settings a stopped run may resume with changed: none changes a training step."""
+"""TrainConfig settings a stopped run may resume with changed: none changes what a training step
+computes (threads only the order of float sums), only when it stops, what it reports and how the
+result is exported."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -29,8 +29,9 @@ from .errors import ConvertError
 from .from_gguf import gguf_path
 
 SHARED_SOURCES = ("pypi", "pypi-chunks")
-"""A base of these kinds is shared, not copied: the runtime finds its GGUF where the cache or
-`models install` put it, and the new model's `models install` installs it where it is missing."""
+"""A base of these kinds is shared, not copied: the runtime finds its GGUF where the cache (pypi,
+assembled on first use) or `models install` (pypi-chunks, which then installs it for the new
+model too) put it."""
 
 
 def _copy_in(source: Path, folder: Path, root: Path) -> str:
@@ -52,17 +53,11 @@ def register(
     description: str = "",
     decoding: DecodingSettings | None = None,
     fold: Literal["Q8_0"] | None = None,
-    val_run: Path | None = None,
     registry: Registry | None = None,
 ) -> Manifest:
-    """Write the manifest of `name` into the registry's last (user) folder and return it.
-
-    `val_run`: an `edge-extract eval run` folder of this model on the validation set, whose scores
-    and speed the manifest then carries for `models list`.
-    """
+    """Write the manifest of `name` into the registry's last (user) folder and return it."""
     if fold is not None and adapter is None:
         raise ConvertError("fold needs an adapter to fold into the model (--adapter)")
-    val = val_scores(val_run, name) if val_run is not None else None
     registry = registry or Registry.default()
     root = registry.folders[-1]
     folder = root / name
@@ -76,7 +71,6 @@ def register(
         "prompt_format": prompt_format,
         "context_size": context_size,
         "decoding": decoding or DecodingSettings(),
-        "val": val,
     }
     if model in known and known[model][0].adapter is not None:
         raise ConvertError(f"{model} runs with an adapter of its own: register over its base model instead")
@@ -112,20 +106,42 @@ def check_gguf_adapter(path: Path) -> None:
         raise ConvertError(f"{path.name} is not a GGUF adapter: convert it with the adapter step first")
 
 
-def val_scores(run: Path, name: str) -> ValScores:
-    """The scores of an evaluation run of model `name` (metrics.json), as a manifest keeps them."""
+ELMTEX_VAL_SHA256 = "a2788386db42c0ec925f29398e3685557bea870e21ee89c11dd14f7c7b6c7045"
+"""sha256 of elmtex-open/val.jsonl: `models list` shows scores on this one set, so they compare."""
+
+
+def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Manifest:
+    """Store in the manifest of `name` the val scores and speed of `run`, an `edge-extract eval run`
+    folder of that very model as it runs by default (same files, naive prompt, schema decoder, on
+    ELMTEX val), for `models list`. The manifest must be in the registry's last (user) folder."""
+    registry = registry or Registry.default()
+    manifest, folder = registry.get(name)
+    if folder != registry.folders[-1]:
+        raise ConvertError(f"{name} is built in: its scores ship with it (--models-dir names another folder)")
     metrics = load_run(run)
-    if metrics.run.model != name:
-        raise ConvertError(f"{run} is an evaluation of {metrics.run.model}, not of {name}")
+    info = metrics.run
+    if info.model != name:
+        raise ConvertError(f"{run} is an evaluation of {info.model}, not of {name}")
+    if (info.strategy, info.decoder) != ("naive", "schema"):
+        raise ConvertError(f"{run} ran {info.strategy} prompting with the {info.decoder} decoder, not as {name} runs")
+    if info.data_sha256 != ELMTEX_VAL_SHA256:
+        raise ConvertError(f"{run} scored {info.data}, not ELMTEX val.jsonl: scores on other sets would not compare")
+    if info.model_sha256 != registry.resolve(name, verify=False).sha256:
+        raise ConvertError(f"{run} scored another build of {name} than the one registered now: run it again")
     item_f1, rouge_l = metrics.scores.micro.item_f1, metrics.scores.macro.rougeL
     if item_f1 is None or rouge_l is None:  # a gold set with no values to score
         raise ConvertError(f"{run} has no item F1 or ROUGE-L to show")
-    return ValScores(
+    val = ValScores(
         item_f1=round(item_f1, 4),
         rouge_l=round(rouge_l, 4),
-        records=metrics.run.records,
+        records=info.records,
+        failed=metrics.failed,
         seconds_per_report=round(metrics.seconds_per_report, 2),
-        threads=metrics.run.threads,
+        threads=info.threads,
         peak_rss_mb=round(metrics.peak_rss_mb) if metrics.peak_rss_mb is not None else None,
-        data_sha256=metrics.run.data_sha256,
     )
+    scored = manifest.model_copy(update={"val": val})
+    written = registry.register(scored)
+    scores = f"item F1 {val.item_f1:.3f}, ROUGE-L {val.rouge_l:.3f}"
+    get_console().print(f"record-val: {name} {scores} -> {written}", soft_wrap=True)
+    return scored

@@ -58,7 +58,7 @@ def run_all(config: TrainConfig, *, registry: Registry | None = None) -> Manifes
     prepare.main(config)
     train_lora.main(config)
     data = " + ".join(Path(path).name for path in config.train_files)
-    subset = f", the first {config.max_examples} reports" if config.max_examples else ""
+    subset = f", {config.max_examples} of its reports" if config.max_examples else ""
     description = f"LoRA fine-tune of {config.base or config.base_gguf} on {data}{subset}"
     if config.ship == "merged":
         model, adapter = str(ship_merged(config)), None

@@ -427,3 +427,9 @@ def test_a_fine_tune_of_an_optional_model_shares_its_install_instead_of_copying_
     assert registry.install_command(manifest, found_in) == "edge-extract models install q-ft"  # base not in `user`
     with pytest.raises(ConvertError, match="adapter of its own"):
         register("again", DEFAULT_MODEL, adapter=adapter, registry=registry)
+
+
+def test_record_val_leaves_a_built_in_manifest_alone(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["record-val", DEFAULT_MODEL, str(tmp_path)])
+    assert result.exit_code != 0
+    assert "is built in: its scores ship with it" in result.output

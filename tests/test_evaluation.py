@@ -201,22 +201,33 @@ def test_write_report_of_two_runs_has_no_metrics_file(runs, tmp_path: Path):
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_register_carries_the_val_scores_of_an_evaluation_run(runs, tmp_path: Path):
+def test_record_val_stores_the_scores_of_a_run_of_that_very_model(runs, tmp_path: Path, monkeypatch):
+    from convert import register as registering
     from convert.errors import ConvertError
-    from convert.register import register
 
-    metrics = load_run(runs["naive"])
+    metrics = load_run(runs["naive"])  # the default model, folded, on 2 val reports
     registry = Registry((Registry.default().folders[0], tmp_path))
     shipped, folder = registry.get(DEFAULT_MODEL)
     adapter = folder / shipped.adapter.file
-    with pytest.raises(ConvertError, match=f"an evaluation of {metrics.run.model}, not of other"):
-        register("other", "gemma-3-270m", adapter=adapter, val_run=runs["naive"], registry=registry)
-    assert list(tmp_path.iterdir()) == []
+    registering.register(metrics.run.model, "gemma-3-270m", adapter=adapter, fold="Q8_0", registry=registry)
+    registering.register("other", "gemma-3-270m", adapter=adapter, fold="Q8_0", registry=registry)
+    with pytest.raises(ConvertError, match="scored .*val3.jsonl, not ELMTEX val.jsonl"):
+        registering.record_val(metrics.run.model, runs["naive"], registry=registry)
 
-    manifest = register(metrics.run.model, "gemma-3-270m", adapter=adapter, val_run=runs["naive"], registry=registry)
+    monkeypatch.setattr(registering, "ELMTEX_VAL_SHA256", metrics.run.data_sha256)  # 2 reports stand in for 55
+    with pytest.raises(ConvertError, match=f"an evaluation of {metrics.run.model}, not of other"):
+        registering.record_val("other", runs["naive"], registry=registry)
+    with pytest.raises(ConvertError, match="ran advanced prompting"):
+        registering.record_val(metrics.run.model, runs["advanced"], registry=registry)
+    manifest = registering.record_val(metrics.run.model, runs["naive"], registry=registry)
     assert manifest.val is not None
     assert manifest.val.item_f1 == pytest.approx(metrics.scores.micro.item_f1, abs=1e-4)
     assert manifest.val.rouge_l == pytest.approx(metrics.scores.macro.rougeL, abs=1e-4)
-    assert (manifest.val.records, manifest.val.threads) == (2, 1)
+    assert (manifest.val.records, manifest.val.failed, manifest.val.threads) == (2, metrics.failed, 1)
     assert manifest.val.seconds_per_report == pytest.approx(metrics.seconds_per_report, abs=0.01)
-    assert registry.get(metrics.run.model)[0].val == manifest.val  # written, and read back
+    assert registry.get(metrics.run.model)[0] == manifest  # written, and read back, adapter and fold kept
+
+    # The same adapter applied at load is another build: its numbers are not this run's.
+    registering.register(metrics.run.model, "gemma-3-270m", adapter=adapter, registry=registry)
+    with pytest.raises(ConvertError, match="another build"):
+        registering.record_val(metrics.run.model, runs["naive"], registry=registry)

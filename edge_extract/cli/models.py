@@ -59,9 +59,10 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
         if row["install"]:
             status = "[muted]not installed[/]"
         name = f"{row['name']} [muted](default)[/]" if row["default"] else row["name"]
-        adapter = (f"folded in ({row['fold']})" if row["fold"] else "at load") if row["adapter"] else ""
+        adapter = (f"folded in ({row['fold']})" if row["fold"] else "applied at load") if row["adapter"] else ""
         val = row["val"] or {}
-        scores = f"{val['item_f1']:.3f} / {val['rouge_l']:.3f} ({val['records']})" if val else ""
+        failed = f", {val['failed']} failed" if val.get("failed") else ""
+        scores = f"{val['item_f1']:.3f} / {val['rouge_l']:.3f} ({val['records']}{failed})" if val else ""
         speed = f"{val['seconds_per_report']:.1f} ({val['threads']} thr.)" if val else ""
         table.add_row(name, row["source"], row["prompt_format"], size, adapter, scores, speed, status)
     console = get_console()

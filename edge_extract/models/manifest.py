@@ -48,8 +48,9 @@ class Adapter(BaseModel):
 
 
 class ValScores(BaseModel):
-    """What `edge-extract eval run` measured for this model on the ELMTEX validation set, so that
-    `models list` offers each model with its quality and speed (register --val-run writes it)."""
+    """What `edge-extract eval run` measured for this model on the ELMTEX validation set, run as it
+    runs by default, so that `models list` offers each model with its quality and speed
+    (`edge-extract-convert record-val` writes it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -58,11 +59,12 @@ class ValScores(BaseModel):
     rouge_l: float
     """ROUGE-L F1, the mean over fields."""
     records: int
+    failed: int = 0
+    """Records whose extraction failed (scored as all-N/A)."""
     seconds_per_report: float
+    """Mean extraction seconds per report (one report at a time unless the run said otherwise)."""
     threads: int
-    peak_rss_mb: float | None = None
-    data_sha256: str
-    """Of the file scored, so a number is never read as another set's."""
+    peak_rss_mb: int | None = None
 
 
 class Manifest(BaseModel):
@@ -84,6 +86,7 @@ class Manifest(BaseModel):
     """Decoding settings chosen for this model on validation data (such as absent_bias); they
     replace the defaults whenever the model runs."""
     val: ValScores | None = None
+    """This model's scores on ELMTEX val, where it has been evaluated."""
 
     @field_serializer("decoding")
     def _chosen_decoding(self, decoding: DecodingSettings) -> dict[str, Any]:
