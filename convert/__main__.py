@@ -38,6 +38,7 @@ app = typer.Typer(
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="Run config, JSON or TOML (may name a preset).")
 PRESET_OPTION = typer.Option(None, "--preset", "-p", help=f"Start from a preset: {', '.join(PRESETS)}.")
 SET_OPTION = typer.Option([], "--set", "-s", help="Override one setting, KEY=VALUE (repeatable).")
+MODELS_DIR_OPTION = typer.Option(None, "--models-dir", help="Models folder (default: the user's).")
 OUTTYPE_OPTION = typer.Option("f16", "--outtype", help="f32, f16, bf16 or q8_0.")
 
 
@@ -175,7 +176,7 @@ def register_command(
     adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter (applied at load, or --fold)."),
     context_size: int = typer.Option(DEFAULT_CONTEXT_SIZE, "--context-size", min=MIN_CONTEXT_SIZE),
     description: str = typer.Option("", "--description", help="One line for `edge-extract models list`."),
-    models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
+    models_dir: Path | None = MODELS_DIR_OPTION,
     decoding: list[str] = typer.Option(
         [], "--decoding", help="KEY=VALUE decoding setting chosen for this model, e.g. absent_bias=2 (repeatable)."
     ),
@@ -221,7 +222,7 @@ def register_command(
 def record_val_command(
     name: str = typer.Argument(..., help="A registered model."),
     run: Path = typer.Argument(..., help="Its `edge-extract eval run` folder on ELMTEX val.jsonl."),
-    models_dir: Path | None = typer.Option(None, "--models-dir", help="Models folder (default: the user's)."),
+    models_dir: Path | None = MODELS_DIR_OPTION,
 ) -> None:
     """Store a model's val scores and speed in its manifest, for `edge-extract models list`."""
 
