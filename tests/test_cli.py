@@ -241,3 +241,19 @@ def test_models_list_offers_a_model_with_its_measured_val_scores_and_speed():
     assert rows["gemma-3-270m"]["val"] is None  # never evaluated: nothing shown rather than a guess
     table = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"}).output
     assert "0.605 / 0.550 (55)" in table and "6.8 (1 thr.)" in table
+
+
+def test_an_unreadable_user_manifest_is_left_out_with_a_warning_not_every_model(isolated_home: Path):
+    folder = isolated_home / "data" / "models"
+    folder.mkdir(parents=True)
+    newer = {"name": "newer", "source": {"kind": "file"}, "file": "x.gguf", "sha256": "0" * 64}
+    (folder / "newer.json").write_text(json.dumps(newer | {"prompt_format": "gemma", "from_the_future": 1}))
+    (folder / "broken.json").write_text("{not json")
+    result = runner.invoke(app, ["models", "list", "--json"])
+    assert result.exit_code == 0
+    assert "gemma-3-270m-elmtex" in {row["name"] for row in json.loads(result.stdout)}
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2  # once each, though the registry is read more than once
+    assert any("newer.json: from_the_future: Extra inputs are not permitted (left out)" in w for w in warnings)
+    named = runner.invoke(app, ["extract", "--model", "newer", str(SAMPLE)])
+    assert named.exit_code == 4 and "unknown model 'newer'" in named.output

@@ -97,8 +97,11 @@ class Manifest(BaseModel):
 def read_manifest(path: Path) -> Manifest:
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValidationError) as error:
-        raise ConfigError(f"bad model manifest {path}: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"cannot read model manifest {path}: {error.strerror}") from error
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"bad model manifest {path}: {problems}") from error
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,16 @@ def verify_file(path: Path, expected: str) -> None:
     check_sha256(path, expected=expected, actual=sha256_file(path))
 
 
+_warned: set[Path] = set()
+
+
+def _warn_once(file: Path, message: str) -> None:
+    """One warning per unreadable manifest and process (the registry is read several times per command)."""
+    if file not in _warned:
+        _warned.add(file)
+        get_console().print(labelled("warning:", "flag", f"{message} (left out)"), soft_wrap=True)
+
+
 def _manifest_files(models_dir: Path) -> Iterator[Path]:
     if models_dir.is_dir():
         yield from sorted(models_dir.glob("*.json"))
@@ -53,11 +63,22 @@ class Registry:
         return cls((paths.builtin_models_dir(), paths.user_models_dir()))
 
     def manifests(self) -> dict[str, tuple[Manifest, Path]]:
-        """name -> (manifest, folder it was found in)."""
+        """name -> (manifest, folder it was found in).
+
+        A manifest in the user folder that cannot be read (hand-edited, or written by a newer
+        edge-extract with fields this one does not know) is left out with a warning, so one bad
+        file never stops every other model; a bad built-in manifest is a defect and raises.
+        """
         found: dict[str, tuple[Manifest, Path]] = {}
         for folder in self.folders:
             for file in _manifest_files(folder):
-                manifest = read_manifest(file)
+                try:
+                    manifest = read_manifest(file)
+                except ConfigError as error:
+                    if folder != self.folders[-1] or len(self.folders) == 1:
+                        raise
+                    _warn_once(file, str(error))
+                    continue
                 found[manifest.name] = (manifest, folder)
         return found
 
