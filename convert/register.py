@@ -107,13 +107,16 @@ def check_gguf_adapter(path: Path) -> None:
 
 
 ELMTEX_VAL_SHA256 = "a2788386db42c0ec925f29398e3685557bea870e21ee89c11dd14f7c7b6c7045"
-"""sha256 of elmtex-open/val.jsonl: `models list` shows scores on this one set, so they compare."""
+"""sha256 of elmtex-open/val.jsonl: `models list` shows scores on this one set, all of it
+(ELMTEX_VAL_RECORDS), so they compare."""
+ELMTEX_VAL_RECORDS = 55
 
 
 def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Manifest:
     """Store in the manifest of `name` the val scores and speed of `run`, an `edge-extract eval run`
-    folder of that very model as it runs by default (same files, naive prompt, schema decoder, on
-    ELMTEX val), for `models list`. The manifest must be in the registry's last (user) folder."""
+    folder of that very model as it runs by default (same files, naive prompt, schema decoder), on
+    all of ELMTEX val with one thread, for `models list`. The manifest must be in the registry's
+    last (user) folder."""
     registry = registry or Registry.default()
     manifest, folder = registry.get(name)
     if folder != registry.folders[-1]:
@@ -126,6 +129,10 @@ def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Man
         raise ConvertError(f"{run} ran {info.strategy} prompting with the {info.decoder} decoder, not as {name} runs")
     if info.data_sha256 != ELMTEX_VAL_SHA256:
         raise ConvertError(f"{run} scored {info.data}, not ELMTEX val.jsonl: scores on other sets would not compare")
+    if info.threads != 1:  # seconds per report compare only at one thread count
+        raise ConvertError(f"{run} ran with {info.threads} threads: `models list` shows runs with --threads 1")
+    if info.records != ELMTEX_VAL_RECORDS:
+        raise ConvertError(f"{run} scored {info.records} of the {ELMTEX_VAL_RECORDS} val reports: run all of them")
     if info.model_sha256 != registry.resolve(name, verify=False).sha256:
         raise ConvertError(f"{run} scored another build of {name} than the one registered now: run it again")
     item_f1, rouge_l = metrics.scores.micro.item_f1, metrics.scores.macro.rougeL

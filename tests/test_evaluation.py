@@ -214,7 +214,10 @@ def test_record_val_stores_the_scores_of_a_run_of_that_very_model(runs, tmp_path
     with pytest.raises(ConvertError, match="scored .*val3.jsonl, not ELMTEX val.jsonl"):
         registering.record_val(metrics.run.model, runs["naive"], registry=registry)
 
-    monkeypatch.setattr(registering, "ELMTEX_VAL_SHA256", metrics.run.data_sha256)  # 2 reports stand in for 55
+    monkeypatch.setattr(registering, "ELMTEX_VAL_SHA256", metrics.run.data_sha256)  # 3 gold reports stand in
+    with pytest.raises(ConvertError, match="scored 2 of the 55 val reports"):
+        registering.record_val(metrics.run.model, runs["naive"], registry=registry)
+    monkeypatch.setattr(registering, "ELMTEX_VAL_RECORDS", metrics.run.records)  # and 2 scored for 55
     with pytest.raises(ConvertError, match=f"an evaluation of {metrics.run.model}, not of other"):
         registering.record_val("other", runs["naive"], registry=registry)
     with pytest.raises(ConvertError, match="ran advanced prompting"):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from ..errors import ModelError
 from ..models.manifest import DEFAULT_CONTEXT_SIZE, MIN_CONTEXT_SIZE
@@ -52,23 +52,31 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "source", "format", "size", "adapter", "val item F1 / ROUGE-L", "s/report", "status")
+    # The name is what a user types: never cut. Source, prompt format and adapter are in --json.
+    longest = max((len(row["name"]) + len(" (default)") * row["default"] for row in rows), default=4)
+    table = Table(
+        Column("name", no_wrap=True, min_width=longest),
+        Column("size", no_wrap=True),
+        Column("val item F1\n/ ROUGE-L", no_wrap=True),
+        Column("s/report", no_wrap=True),
+        Column("status", min_width=len("installed")),
+        show_edge=False,
+    )
     for row in rows:
         size = f"{row['size'] / 1e6:.0f} MB" if row["size"] else "?"
         status = "[ok]ready[/]" if row["present"] else "[failed]missing[/]"
         if row["install"]:
             status = "[muted]not installed[/]"
         name = f"{row['name']} [muted](default)[/]" if row["default"] else row["name"]
-        adapter = (f"folded in ({row['fold']})" if row["fold"] else "applied at load") if row["adapter"] else ""
         val = row["val"] or {}
         failed = f", {val['failed']} failed" if val.get("failed") else ""
-        scores = f"{val['item_f1']:.3f} / {val['rouge_l']:.3f} ({val['records']}{failed})" if val else ""
-        speed = f"{val['seconds_per_report']:.1f} ({val['threads']} thr.)" if val else ""
-        table.add_row(name, row["source"], row["prompt_format"], size, adapter, scores, speed, status)
+        scores = f"{val['item_f1']:.3f} / {val['rouge_l']:.3f}{failed}" if val else ""
+        speed = f"{val['seconds_per_report']:.1f}" if val else ""
+        table.add_row(name, size, scores, speed, status)
     console = get_console()
     console.print(table)
     if any(row["val"] for row in rows):
-        note = "val: `edge-extract eval run` on ELMTEX val (records in brackets), seconds per report at N threads"
+        note = "val: `edge-extract eval run` on all 55 ELMTEX val reports, 1 thread"
         console.print(f"[muted]{note}[/]")
     for row in rows:
         if row["install"]:
