@@ -12,6 +12,7 @@ not copied.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -19,11 +20,11 @@ from typing import Literal
 from edge_extract.decoding import DecodingSettings
 from edge_extract.evaluation import load_run
 from edge_extract.files import replacing, sha256_file
-from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, Manifest, ValScores
+from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, MODEL_NAME, Manifest, ValScores
 from edge_extract.models.registry import Registry
 from edge_extract.prompt import CHAT_FORMATS
 from edge_extract.runtime import check_gguf, has_gguf_magic
-from edge_extract.ui import get_console
+from edge_extract.ui import get_console, labelled
 
 from .errors import ConvertError
 from .from_gguf import gguf_path
@@ -56,15 +57,21 @@ def register(
     registry: Registry | None = None,
 ) -> Manifest:
     """Write the manifest of `name` into the registry's last (user) folder and return it."""
+    if not re.fullmatch(MODEL_NAME, name):
+        raise ConvertError(f"bad model name {name!r}: letters, digits, '.', '_' and '-', first a letter or digit")
     if fold is not None and adapter is None:
         raise ConvertError("fold needs an adapter to fold into the model (--adapter)")
+    if chat is not None and chat not in CHAT_FORMATS:
+        raise ConvertError(f"unknown chat format {chat!r}: one of {', '.join(CHAT_FORMATS)}")
     registry = registry or Registry.default()
     root = registry.folders[-1]
     folder = root / name
     known = registry.manifests()
+    if model not in known and not Path(model).expanduser().is_file():
+        raise ConvertError(f"{model} is neither a registered model nor a GGUF file")
     prompt_format = chat or (known[model][0].prompt_format if model in known else None)
-    if prompt_format not in CHAT_FORMATS:
-        raise ConvertError(f"give the chat format (--chat): one of {', '.join(CHAT_FORMATS)}")
+    if prompt_format is None:
+        raise ConvertError(f"give the chat format of {model} (--chat): one of {', '.join(CHAT_FORMATS)}")
     settings = {
         "name": name,
         "description": description,
@@ -95,6 +102,9 @@ def register(
     manifest = Manifest.model_validate(fields)
     written = registry.register(manifest)
     get_console().print(f"register: {name} -> {written}", soft_wrap=True)
+    if name in known and known[name][1] != root:
+        note = f"{name} now stands for this model instead of the built-in one; delete {written} to go back"
+        get_console().print(labelled("warning:", "flag", note), soft_wrap=True)
     return manifest
 
 
@@ -120,7 +130,7 @@ def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Man
     registry = registry or Registry.default()
     manifest, folder = registry.get(name)
     if folder != registry.folders[-1]:
-        raise ConvertError(f"{name} is built in: its scores ship with it (--models-dir names another folder)")
+        raise ConvertError(f"{name} is built in: record-val writes only to the user models folder (or --models-dir)")
     metrics = load_run(run)
     info = metrics.run
     if info.model != name:
@@ -133,8 +143,12 @@ def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Man
         raise ConvertError(f"{run} ran with {info.threads} threads: `models list` shows runs with --threads 1")
     if info.records != ELMTEX_VAL_RECORDS:
         raise ConvertError(f"{run} scored {info.records} of the {ELMTEX_VAL_RECORDS} val reports: run all of them")
-    if info.model_sha256 != registry.resolve(name, verify=False).sha256:
-        raise ConvertError(f"{run} scored another build of {name} than the one registered now: run it again")
+    registered = registry.resolve(name, verify=False).sha256
+    if info.model_sha256 != registered:
+        raise ConvertError(
+            f"{run} scored another build of {name} (sha256 {info.model_sha256[:12]}) than the one registered "
+            f"now ({registered[:12]}; an adapter folded or not makes another build): run it again"
+        )
     item_f1, rouge_l = metrics.scores.micro.item_f1, metrics.scores.macro.rougeL
     if item_f1 is None or rouge_l is None:  # a gold set with no values to score
         raise ConvertError(f"{run} has no item F1 or ROUGE-L to show")

@@ -257,3 +257,26 @@ def test_an_unreadable_user_manifest_is_left_out_with_a_warning_not_every_model(
     assert any("newer.json: from_the_future: Extra inputs are not permitted (left out)" in w for w in warnings)
     named = runner.invoke(app, ["extract", "--model", "newer", str(SAMPLE)])
     assert named.exit_code == 4 and "unknown model 'newer'" in named.output
+
+
+def test_a_manifest_with_a_byte_order_mark_reads_and_one_not_utf8_is_left_out(isolated_home: Path):
+    folder = isolated_home / "data" / "models"
+    folder.mkdir(parents=True)
+    shipped = (Path(__file__).parent.parent / "models" / "gemma-3-270m.json").read_text(encoding="utf-8")
+    notepad = json.loads(shipped) | {"name": "notepad"}
+    (folder / "notepad.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(notepad).encode())
+    (folder / "utf16.json").write_bytes(b"\xff\xfe{\x00")
+    result = runner.invoke(app, ["models", "list", "--json"])
+    assert result.exit_code == 0
+    assert "notepad" in {row["name"] for row in json.loads(result.stdout)}
+    assert "utf16.json: not UTF-8 text (left out)" in result.stderr
+
+
+def test_a_model_whose_adapter_file_is_gone_is_listed_missing(isolated_home: Path):
+    folder = isolated_home / "data" / "models"
+    folder.mkdir(parents=True)
+    shipped = json.loads((Path(__file__).parent.parent / "models" / "gemma-3-270m.json").read_text(encoding="utf-8"))
+    tuned = shipped | {"name": "tuned", "adapter": {"file": "tuned/adapter.gguf", "sha256": "0" * 64}}
+    (folder / "tuned.json").write_text(json.dumps(tuned))
+    rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)}
+    assert rows["gemma-3-270m"]["present"] and not rows["tuned"]["present"]

@@ -432,4 +432,30 @@ def test_a_fine_tune_of_an_optional_model_shares_its_install_instead_of_copying_
 def test_record_val_leaves_a_built_in_manifest_alone(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["record-val", DEFAULT_MODEL, str(tmp_path)])
     assert result.exit_code != 0
-    assert "is built in: its scores ship with it" in result.output
+    assert "is built in: record-val writes only to the user models folder" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "extra", "message"),
+    [
+        ("../escape", "gemma-3-270m", [], "bad model name '../escape'"),
+        ("bad name", "gemma-3-270m", [], "bad model name 'bad name'"),
+        ("fine", "no-such-model", [], "no-such-model is neither a registered model nor a GGUF file"),
+        ("fine", "gemma-3-270m", ["--chat", "Gemma"], "unknown chat format 'Gemma'"),
+    ],
+)
+def test_register_refuses_bad_names_and_models_in_one_line_before_writing(
+    tmp_path: Path, name: str, model: str, extra: list[str], message: str
+) -> None:
+    models = tmp_path / "models"
+    result = CliRunner().invoke(app, ["register", name, model, "--models-dir", str(models), *extra])
+    assert result.exit_code == 6
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}")
+    assert not models.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_register_over_a_built_in_name_says_it_now_stands_for_the_new_model(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["register", "gemma-3-270m-elmtex", "gemma-3-270m", "--models-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: gemma-3-270m-elmtex now stands for this model instead of the built-in one" in result.output

@@ -32,11 +32,13 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
     rows = []
     for name, (manifest, folder) in sorted(registry.manifests().items()):
         path = registry.model_path(manifest, folder)
-        present = path.is_file() or manifest.source.kind == "pypi"
+        adapter_present = manifest.adapter is None or (folder / manifest.adapter.file).is_file()
+        present = (path.is_file() or manifest.source.kind == "pypi") and adapter_present
         install = registry.install_command(manifest, folder)
         rows.append(
             {
                 "name": name,
+                "description": manifest.description,
                 "default": name == default,
                 "source": manifest.source.kind,
                 "prompt_format": manifest.prompt_format,

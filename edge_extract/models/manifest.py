@@ -14,6 +14,8 @@ from ..errors import ConfigError
 DEFAULT_CONTEXT_SIZE = 8192
 """Context window in tokens of a model whose manifest names none (imports, pulls, conversions)."""
 MIN_CONTEXT_SIZE = 512
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""A model name is also a file and folder name: no path separators, spaces or leading dot."""
 PINNED_PACKAGE = r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$"
 
 
@@ -72,7 +74,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=MODEL_NAME)
     description: str = ""
     source: Source
     file: str
@@ -96,9 +98,12 @@ class Manifest(BaseModel):
 
 def read_manifest(path: Path) -> Manifest:
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a manifest saved by Windows Notepad starts with a byte-order mark
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8-sig"))
     except OSError as error:
         raise ConfigError(f"cannot read model manifest {path}: {error.strerror}") from error
+    except UnicodeDecodeError:
+        raise ConfigError(f"bad model manifest {path}: not UTF-8 text") from None
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"bad model manifest {path}: {problems}") from error
