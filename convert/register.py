@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Literal
 
 from edge_extract.decoding import DecodingSettings
-from edge_extract.evaluation import load_run
+from edge_extract.evaluation import load_run, read_predictions
 from edge_extract.files import replacing, sha256_file
 from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE, MODEL_NAME, Manifest, ValScores
 from edge_extract.models.registry import Registry
+from edge_extract.pipeline import Result
 from edge_extract.prompt import CHAT_FORMATS
 from edge_extract.runtime import check_gguf, has_gguf_magic
 from edge_extract.ui import get_console, labelled
@@ -122,6 +123,17 @@ ELMTEX_VAL_SHA256 = "a2788386db42c0ec925f29398e3685557bea870e21ee89c11dd14f7c7b6
 ELMTEX_VAL_RECORDS = 55
 
 
+def _settings_changed(manifest: Manifest, results: list[Result]) -> str:
+    """The decoding settings and context size the run's first record was made with that differ from
+    the manifest's now ("" when none). The repeat penalty is left out: a record retried after a
+    runaway value carries the retry's."""
+    if not results:
+        return ""
+    made = results[0].provenance.settings
+    now = {**manifest.decoding.model_dump(exclude={"repeat_penalty"}), "n_ctx": manifest.context_size}
+    return ", ".join(f"{key} {getattr(made, key)} against {now[key]}" for key in now if getattr(made, key) != now[key])
+
+
 def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Manifest:
     """Store in the manifest of `name` the val scores and speed of `run`, an `edge-extract eval run`
     folder of that very model as it runs by default (same files, naive prompt, schema decoder), on
@@ -143,6 +155,8 @@ def record_val(name: str, run: Path, *, registry: Registry | None = None) -> Man
         raise ConvertError(f"{run} ran with {info.threads} threads: `models list` shows runs with --threads 1")
     if info.records != ELMTEX_VAL_RECORDS:
         raise ConvertError(f"{run} scored {info.records} of the {ELMTEX_VAL_RECORDS} val reports: run all of them")
+    if changed := _settings_changed(manifest, read_predictions(run)):
+        raise ConvertError(f"{run} decoded with other settings than {name} has now ({changed}): run it again")
     registered = registry.resolve(name, verify=False).sha256
     if info.model_sha256 != registered:
         raise ConvertError(

@@ -209,8 +209,9 @@ def test_record_val_stores_the_scores_of_a_run_of_that_very_model(runs, tmp_path
     registry = Registry((Registry.default().folders[0], tmp_path))
     shipped, folder = registry.get(DEFAULT_MODEL)
     adapter = folder / shipped.adapter.file
-    registering.register(metrics.run.model, "gemma-3-270m", adapter=adapter, fold="Q8_0", registry=registry)
-    registering.register("other", "gemma-3-270m", adapter=adapter, fold="Q8_0", registry=registry)
+    same = {"adapter": adapter, "fold": "Q8_0", "decoding": shipped.decoding, "registry": registry}
+    registering.register(metrics.run.model, "gemma-3-270m", **same)
+    registering.register("other", "gemma-3-270m", **same)
     with pytest.raises(ConvertError, match="scored .*val3.jsonl, not ELMTEX val.jsonl"):
         registering.record_val(metrics.run.model, runs["naive"], registry=registry)
 
@@ -230,7 +231,10 @@ def test_record_val_stores_the_scores_of_a_run_of_that_very_model(runs, tmp_path
     assert manifest.val.seconds_per_report == pytest.approx(metrics.seconds_per_report, abs=0.01)
     assert registry.get(metrics.run.model)[0] == manifest  # written, and read back, adapter and fold kept
 
-    # The same adapter applied at load is another build: its numbers are not this run's.
-    registering.register(metrics.run.model, "gemma-3-270m", adapter=adapter, registry=registry)
+    # Other decoding settings, or the same adapter applied at load (another build): not this run's numbers.
+    registering.register(metrics.run.model, "gemma-3-270m", **(same | {"decoding": None}))
+    with pytest.raises(ConvertError, match="other settings .* has now \\(absent_bias 3.0 against 0.0\\)"):
+        registering.record_val(metrics.run.model, runs["naive"], registry=registry)
+    registering.register(metrics.run.model, "gemma-3-270m", **(same | {"fold": None}))
     with pytest.raises(ConvertError, match="another build"):
         registering.record_val(metrics.run.model, runs["naive"], registry=registry)
