@@ -172,7 +172,7 @@ def _registry(models_dir: Path | None) -> Registry:
 def register_command(
     name: str = typer.Argument(..., help="Name for `edge-extract extract --model NAME`."),
     model: str = typer.Argument(..., help="The GGUF file, or a registered base model for --adapter."),
-    chat: str | None = typer.Option(None, "--chat", help="Prompt format: gemma, llama3 or chatml."),
+    chat: str | None = typer.Option(None, "--chat", "--prompt-format", help="Prompt format: gemma, llama3 or chatml."),
     adapter: Path | None = typer.Option(None, "--adapter", help="GGUF LoRA adapter (applied at load, or --fold)."),
     context_size: int = typer.Option(DEFAULT_CONTEXT_SIZE, "--context-size", min=MIN_CONTEXT_SIZE),
     description: str = typer.Option("", "--description", help="One line for `edge-extract models list`."),
@@ -181,7 +181,10 @@ def register_command(
         [], "--decoding", help="KEY=VALUE decoding setting chosen for this model, e.g. absent_bias=2 (repeatable)."
     ),
     fold: Literal["Q8_0"] | None = typer.Option(
-        None, "--fold", help="Run the adapter folded into the model as one GGUF of this type (faster decoding)."
+        None,
+        "--fold",
+        case_sensitive=False,
+        help="Run the adapter folded into the model as one GGUF of this type (faster decoding).",
     ),
 ) -> None:
     """Write a model's manifest into a models folder, copying in its GGUF (unless it is a registered

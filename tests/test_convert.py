@@ -392,7 +392,7 @@ def test_register_folds_the_adapter_when_asked_and_refuses_fold_without_one(tmp_
     shipped, folder = Registry.default().get(DEFAULT_MODEL)
     adapter = folder / shipped.adapter.file
     command = ["register", "folded", "gemma-3-270m", "--models-dir", str(tmp_path), "--adapter", str(adapter)]
-    result = CliRunner().invoke(app, [*command, "--fold", "Q8_0"], catch_exceptions=False)
+    result = CliRunner().invoke(app, [*command, "--fold", "q8_0"], catch_exceptions=False)  # any case
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "folded.json").read_text())["adapter"]["fold"] == "Q8_0"
     bare = ["register", "bare", "gemma-3-270m", "--models-dir", str(tmp_path), "--fold", "Q8_0"]
