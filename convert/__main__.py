@@ -192,6 +192,7 @@ def register_command(
     from pydantic import ValidationError
 
     from edge_extract.decoding import DecodingSettings
+    from edge_extract.errors import problems
 
     from .register import register
 
@@ -205,8 +206,7 @@ def register_command(
     try:
         settings = DecodingSettings.model_validate(chosen)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise typer.BadParameter(problems, param_hint="--decoding") from None
+        raise typer.BadParameter(problems(error), param_hint="--decoding") from None
     register(
         name,
         model,

@@ -23,6 +23,7 @@ from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
 from edge_extract.decoding import DecodingSettings
+from edge_extract.errors import problems
 from edge_extract.models.manifest import DEFAULT_CONTEXT_SIZE
 
 from .errors import ConvertError
@@ -237,8 +238,7 @@ def load_config(path: Path | None = None, *, preset: str | None = None, override
     try:
         config = TrainConfig(**merged)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConvertError(f"bad training config: {problems}") from None
+        raise ConvertError(f"bad training config: {problems(error)}") from None
     if bool(config.base) == bool(config.base_gguf):
         raise ConvertError("name exactly one base model: base (HF id or folder) or base_gguf (GGUF path or model name)")
     if config.base_gguf and config.ship == "merged":

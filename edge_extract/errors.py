@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def problems(error: ValidationError, *, whole: str = "", limit: int | None = None) -> str:
+    """A pydantic error on one line: `field.path: message; ...` (`whole` names an error of the
+    object itself), the first `limit` of them."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in error.errors()[:limit])
+
 
 class EdgeExtractError(Exception):
     """Base of every expected failure: the CLI prints its message on one line, no traceback."""

@@ -8,7 +8,7 @@ import re
 
 from pydantic import ValidationError
 
-from .errors import OutputInvalidError
+from .errors import OutputInvalidError, problems
 from .schema import Record
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
@@ -41,5 +41,5 @@ def parse_record(raw: str) -> Record:
     try:
         return Record.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors()[:5])
-        raise OutputInvalidError(f"answer does not fit the schema: {problems}") from error
+        found = problems(error, whole="record", limit=5)
+        raise OutputInvalidError(f"answer does not fit the schema: {found}") from error

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from ..decoding import DecodingSettings
-from ..errors import ConfigError
+from ..errors import ConfigError, problems
 
 DEFAULT_CONTEXT_SIZE = 8192
 """Context window in tokens of a model whose manifest names none (imports, pulls, conversions)."""
@@ -105,8 +105,7 @@ def read_manifest(path: Path) -> Manifest:
     except UnicodeDecodeError:
         raise ConfigError(f"bad model manifest {path}: not UTF-8 text") from None
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"bad model manifest {path}: {problems}") from error
+        raise ConfigError(f"bad model manifest {path}: {problems(error, whole='file')}") from error
 
 
 @dataclass(frozen=True)
