@@ -82,6 +82,8 @@ def register(
     }
     if model in known and known[model][0].adapter is not None:
         raise ConvertError(f"{model} runs with an adapter of its own: register over its base model instead")
+    if adapter is not None:  # before anything is copied
+        check_gguf_adapter(adapter)
     if model in known and known[model][0].source.kind in SHARED_SOURCES:
         fields = {**known[model][0].model_dump(), **settings}
     else:
@@ -96,7 +98,6 @@ def register(
             "size": path.stat().st_size,
         }
     if adapter is not None:
-        check_gguf_adapter(adapter)
         adapter_file = _copy_in(adapter, folder, root)
         fields["adapter"] = {"file": adapter_file, "sha256": sha256_file(root / adapter_file), "fold": fold}
 
@@ -110,7 +111,8 @@ def register(
 
 
 def check_gguf_adapter(path: Path) -> None:
-    """Refuse a file that is not a GGUF (a PEFT folder given by mistake, say)."""
+    """Refuse a file that is not a GGUF (a PEFT folder given by mistake, say). An adapter for
+    another base is refused where it meets the base: the fold, or llama.cpp at load."""
     if not path.is_file():
         raise ConvertError(f"no such adapter file: {path}")
     if not has_gguf_magic(path):

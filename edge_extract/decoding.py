@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .schema import FIELD_MAX_CHARS, FIELDS, GENDERS, NA, items
 
@@ -72,13 +72,23 @@ class DecodingSettings(BaseModel):
     # Frozen: extractors share one instance. Lax ints: 32.0 from a JSON manifest is the int 32.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    repeat_penalty: float = 1.1
-    repeat_last_n: int = 64
-    loop_repeats: int = 3
+    # Bounded so that a typo in a manifest or `--decoding` is refused by name, not decoded with:
+    # a bias past 20 logits forbids or forces N/A outright, and 1e9 or nan would do so silently.
+    repeat_penalty: float = Field(1.1, ge=1.0, le=10.0)
+    repeat_last_n: int = Field(64, ge=0)
+    loop_repeats: int = Field(3, ge=0)
     stop_at_restated_item: bool = True
-    restated_item_retries: int = 2
-    chars_per_token_bound: float = 1.5
-    absent_bias: float = 0.0
+    restated_item_retries: int = Field(2, ge=0)
+    chars_per_token_bound: float = Field(1.5, gt=0.0, le=100.0)
+    absent_bias: float = Field(0.0, ge=-20.0, le=20.0)
+
+    @field_validator("loop_repeats")
+    @classmethod
+    def _loop_needs_a_repeat(cls, value: int) -> int:
+        # One occurrence is no loop: 1 would end every value at its second token.
+        if value == 1:
+            raise ValueError("must be 0 (off) or at least 2")
+        return value
 
 
 @dataclass

@@ -41,13 +41,16 @@ def replacing(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-_NEW_PRIVATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, private: bool = True) -> None:
     """Write a whole file atomically, fsynced before the rename so that it survives a power cut.
-    It is readable by the user only (records hold what was extracted from reports)."""
-    with replacing(path) as tmp, os.fdopen(os.open(tmp, _NEW_PRIVATE_FILE, 0o600), "w", encoding="utf-8") as handle:
+    It is readable by the user only (records hold what was extracted from reports), unless not
+    `private`: then as the umask says, for files that hold no report data and that other accounts
+    read (a model's manifest beside the GGUF they load)."""
+    mode = 0o600 if private else 0o666
+    with replacing(path) as tmp, os.fdopen(os.open(tmp, _NEW_FILE, mode), "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

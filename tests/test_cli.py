@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,7 @@ def test_extract_from_stdin_and_out_folder(tmp_path: Path, val_rows):
     assert result.exit_code == 0, result.output
     written = Result.model_validate_json((out / "stdin.json").read_text())
     assert written.status == "ok"
+    assert stat.S_IMODE((out / "stdin.json").stat().st_mode) == 0o600  # extracted values: the owner's only
     assert not list(out.glob(".*tmp"))  # no temp files left behind
 
 
@@ -241,6 +243,7 @@ def test_models_list_offers_a_model_with_its_measured_val_scores_and_speed():
     assert rows["gemma-3-270m"]["val"] is None  # never evaluated: nothing shown rather than a guess
     table = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"}).output
     assert "0.605 / 0.550" in table and "6.8" in table
+    assert "on all 55 ELMTEX val reports, 1 thread" in table
 
 
 def test_an_unreadable_user_manifest_is_left_out_with_a_warning_not_every_model(isolated_home: Path):

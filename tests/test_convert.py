@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -297,19 +299,36 @@ def test_recipe_reproduces_the_shipped_default() -> None:
     assert float(adapter.fields["adapter.lora.alpha"].parts[-1][0]) == recipe.lora_alpha
 
 
-def test_register_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:
-    command = ["register", "typo", "gemma-3-270m", "--models-dir", str(tmp_path), "--decoding", "absent_bais=2"]
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("absent_bais=2", "absent_bais: Extra inputs are not permitted"),
+        ("absent_bias=1e9", "absent_bias: Input should be less than or equal to 20"),
+        ("absent_bias=nan", "absent_bias: Input should be less than or equal to 20"),
+        ("loop_repeats=1", "loop_repeats: Value error, must be 0 (off) or at least 2"),
+        ("repeat_penalty=0.5", "repeat_penalty: Input should be greater than or equal to 1"),
+    ],
+)
+def test_register_refuses_an_unknown_or_out_of_range_decoding_setting(tmp_path: Path, setting, problem) -> None:
+    command = ["register", "typo", "gemma-3-270m", "--models-dir", str(tmp_path), "--decoding", setting]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 2
-    assert "absent_bais: Extra inputs are not permitted" in result.output
+    assert problem in " ".join(result.output.replace("│", " ").split())  # unwrapped from the error box
     assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_register_writes_the_chosen_decoding_settings_only(tmp_path: Path) -> None:
     command = ["register", "short", "gemma-3-270m", "--models-dir", str(tmp_path), "--decoding", "repeat_last_n=32"]
-    result = CliRunner().invoke(app, command, catch_exceptions=False)
+    umask = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(app, command, catch_exceptions=False)
+    finally:
+        os.umask(umask)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "short.json").read_text())["decoding"] == {"repeat_last_n": 32}
+    # Other accounts that load models from a shared folder read its manifests: no patient data in
+    # them, so they follow the umask (records, which hold extracted values, stay owner-only).
+    assert stat.S_IMODE((tmp_path / "short.json").stat().st_mode) == 0o644
 
 
 def test_training_config_refuses_an_unknown_decoding_setting(tmp_path: Path) -> None:

@@ -118,6 +118,21 @@ def test_an_adapter_for_another_base_is_refused_and_leaves_nothing(small: dict, 
     )
     with pytest.raises(ModelError, match=r"changes blk\.7\.attn_q\.weight, which the base lacks"):
         fold_adapter(small["base"], other, tmp_path / "folded.gguf")
+    wider = _write(  # the same architecture at another size: a 0.5B's adapter over a 1.5B
+        tmp_path / "wider.gguf",
+        "llama",
+        {"general.type": "adapter", "adapter.lora.alpha": ALPHA},
+        {
+            "blk.0.attn_q.weight.lora_a": (np.zeros((RANK, 2 * COLS), np.float16), Q.F16),
+            "blk.0.attn_q.weight.lora_b": (np.zeros((ROWS, RANK), np.float16), Q.F16),
+        },
+    )
+    shapes = rf"changes blk\.0\.attn_q\.weight as {ROWS}x{2 * COLS}, the base's is {ROWS}x{COLS}"
+    with pytest.raises(ModelError, match=shapes):
+        fold_adapter(small["base"], wider, tmp_path / "folded.gguf")
+    qwen = _write(tmp_path / "qwen.gguf", "qwen2", {"general.type": "adapter", "adapter.lora.alpha": ALPHA}, {})
+    with pytest.raises(ModelError, match="it is for qwen2 models, the base is llama"):
+        fold_adapter(small["base"], qwen, tmp_path / "folded.gguf")
     with pytest.raises(ModelError, match="not a LoRA adapter"):
         fold_adapter(small["base"], small["base"], tmp_path / "folded.gguf")
     assert not (tmp_path / "folded.gguf").exists()

@@ -77,8 +77,9 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Machine-read
         table.add_row(name, size, scores, speed, status)
     console = get_console()
     console.print(table)
-    if any(row["val"] for row in rows):
-        note = "val: `edge-extract eval run` on all 55 ELMTEX val reports, 1 thread"
+    if scored := [row["val"] for row in rows if row["val"]]:
+        # record-val stores only runs over all of val with one thread, so one line says it for all.
+        note = f"val: `edge-extract eval run` on all {scored[0]['records']} ELMTEX val reports, 1 thread"
         console.print(f"[muted]{note}[/]")
     for row in rows:
         if row["install"]:

@@ -48,10 +48,19 @@ def fold_adapter(base: Path, adapter: Path, out: Path, *, scale: float = 1.0) ->
 
     q = gguf.GGMLQuantizationType
     base_file, adapter_file = gguf.GGUFReader(base), gguf.GGUFReader(adapter)
+    architecture = base_file.fields["general.architecture"].contents()
+    if (trained_for := adapter_file.fields["general.architecture"].contents()) != architecture:
+        raise ModelError(f"adapter does not fit this base: it is for {trained_for} models, the base is {architecture}")
     pairs, alpha = _lora_pairs(adapter_file)
-    names = {tensor.name for tensor in base_file.tensors}
-    if unknown := sorted(set(pairs) - names):
+    shapes = {tensor.name: tuple(int(n) for n in reversed(tensor.shape)) for tensor in base_file.tensors}
+    if unknown := sorted(set(pairs) - set(shapes)):
         raise ModelError(f"adapter does not fit this base: it changes {unknown[0]}, which the base lacks")
+    for name, (lora_a, lora_b) in pairs.items():
+        if (lora_b.shape[0], lora_a.shape[1]) != shapes[name]:  # a 0.5B's adapter over a 1.5B, say
+            raise ModelError(
+                f"adapter does not fit this base: it changes {name} as {lora_b.shape[0]}x{lora_a.shape[1]}, "
+                f"the base's is {shapes[name][0]}x{shapes[name][1]}"
+            )
 
     tensors = []
     for tensor in base_file.tensors:
@@ -66,7 +75,6 @@ def fold_adapter(base: Path, adapter: Path, out: Path, *, scale: float = 1.0) ->
             weight += (scale * alpha / lora_a.shape[0]) * (lora_b @ lora_a)
         tensors.append((tensor.name, quantize(weight, q.Q8_0), q.Q8_0))
 
-    architecture = base_file.fields["general.architecture"].contents()
     with replacing(out) as tmp:
         writer = gguf.GGUFWriter(tmp, architecture)
         for field in base_file.fields.values():

@@ -176,7 +176,7 @@ class Registry:
     def register(self, manifest: Manifest) -> Path:
         """Write a manifest into the user models folder (the last, overriding folder)."""
         target = self.folders[-1] / f"{manifest.name}.json"
-        atomic_write_text(target, manifest.model_dump_json(indent=2, exclude_none=True) + "\n")
+        atomic_write_text(target, manifest.model_dump_json(indent=2, exclude_none=True) + "\n", private=False)
         return target
 
     def import_file(
