@@ -474,6 +474,16 @@ def test_register_refuses_bad_names_and_models_in_one_line_before_writing(
     assert not models.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_register_checks_the_adapter_before_copying_a_file_base_in(tmp_path: Path) -> None:
+    base = Registry.default().resolve("gemma-3-270m", verify=False).path
+    models = tmp_path / "models"
+    command = ["register", "x", str(base), "--chat", "gemma", "--models-dir", str(models), "--adapter", "no.gguf"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 6
+    assert "no such adapter file: no.gguf" in result.output
+    assert not models.exists()  # the 253 MB base was not copied in first
+
+
 def test_register_over_a_built_in_name_says_it_now_stands_for_the_new_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["register", "gemma-3-270m-elmtex", "gemma-3-270m", "--models-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

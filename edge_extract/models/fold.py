@@ -41,6 +41,11 @@ def _lora_pairs(adapter: GGUFReader) -> tuple[dict[str, tuple[np.ndarray, np.nda
     return pairs, float(field.parts[-1][0])
 
 
+def _architecture(file: GGUFReader) -> str:
+    field = file.fields.get("general.architecture")
+    return str(field.contents()) if field is not None else "unknown"
+
+
 def fold_adapter(base: Path, adapter: Path, out: Path, *, scale: float = 1.0) -> None:
     """Write `base` with `adapter` (at `scale`) folded in, as a Q8_0 GGUF, atomically at `out`."""
     import gguf
@@ -48,8 +53,8 @@ def fold_adapter(base: Path, adapter: Path, out: Path, *, scale: float = 1.0) ->
 
     q = gguf.GGMLQuantizationType
     base_file, adapter_file = gguf.GGUFReader(base), gguf.GGUFReader(adapter)
-    architecture = base_file.fields["general.architecture"].contents()
-    if (trained_for := adapter_file.fields["general.architecture"].contents()) != architecture:
+    architecture = _architecture(base_file)
+    if (trained_for := _architecture(adapter_file)) != architecture:
         raise ModelError(f"adapter does not fit this base: it is for {trained_for} models, the base is {architecture}")
     pairs, alpha = _lora_pairs(adapter_file)
     shapes = {tensor.name: tuple(int(n) for n in reversed(tensor.shape)) for tensor in base_file.tensors}
