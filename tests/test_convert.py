@@ -280,14 +280,20 @@ def test_config_errors_are_one_line(tmp_path: Path, values: dict, overrides: lis
 RECIPES = Path(__file__).parent.parent / "convert" / "recipes"
 
 
-def test_recipe_reproduces_the_shipped_default() -> None:
-    recipe = load_config(RECIPES / "gemma-3-270m-elmtex.toml")
-    assert recipe.base_gguf == "gemma-3-270m"
+SHIPPED_FINE_TUNES = {DEFAULT_MODEL: 350, "qwen2.5-coder-0.5b-elmtex": 145}
+"""Each shipped fine-tune and the step its run was cut at (the step of the checkpoint shipped)."""
+
+
+@pytest.mark.parametrize(("name", "stop_at"), SHIPPED_FINE_TUNES.items())
+def test_a_recipe_reproduces_its_shipped_fine_tune(name: str, stop_at: int) -> None:
+    recipe = load_config(RECIPES / f"{name}.toml")
     assert [Path(path).name for path in recipe.train_files] == ["train.jsonl", "train-extra.jsonl"]
     assert recipe.injection_fraction > 0
-    assert recipe.stop_at == 350  # where the shipped run was cut
-    shipped, folder = Registry.default().get(DEFAULT_MODEL)
+    assert recipe.stop_at == stop_at
+    shipped, folder = Registry.default().get(name)
+    base, _ = Registry.default().get(recipe.base_gguf)
     assert recipe.name == shipped.name
+    assert shipped.sha256 == base.sha256  # an adapter over the very GGUF the runtime runs
     assert recipe.decoding == shipped.decoding  # the setting chosen on val is the one shipped
     assert recipe.fold == shipped.adapter.fold
     # The shipped adapter has the recipe's rank and alpha (GGUF: lora_a is [in, rank]).

