@@ -247,6 +247,12 @@ def _load_checkpoint(root: Path, config: TrainConfig, model: Any, optimizer: Any
             f"{folder} holds a checkpoint of a run with other settings ({', '.join(changed)}); "
             "use another out_dir, or delete the checkpoint to start over"
         )
+    if config.stop_at is not None and state["step"] > config.stop_at:
+        # Going on would train nothing and save this checkpoint's weights as the step-stop_at adapter.
+        raise ConvertError(
+            f"{folder} holds a checkpoint at step {state['step']}, past stop_at {config.stop_at}; "
+            "--set stop_at=null (or a later step) trains on from it"
+        )
     set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
     optimizer.load_state_dict(state.pop("optimizer"))
     scheduler.load_state_dict(state.pop("scheduler"))

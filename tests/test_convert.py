@@ -374,6 +374,10 @@ def test_a_killed_run_resumes_to_the_same_adapter(tmp_path: Path, train_rows: li
     process.kill()
     process.wait()
     assert not (tmp_path / "killed" / "adapter" / "metrics.json").exists(), "the run ended before it was killed"
+    checkpoint = state.read_bytes()
+    early = CliRunner().invoke(app, ["train", "--config", str(runs["killed"]), "--set", "stop_at=2"])
+    assert early.exit_code != 0 and "past stop_at 2" in " ".join(early.output.replace("│", " ").split())
+    assert state.read_bytes() == checkpoint  # refused before it touched the checkpoint
     # Settings that change no training step may differ on the second call.
     runs["killed"].write_text(json.dumps(json.loads(runs["killed"].read_text()) | {"log_every": 2, "quant": "Q8_0"}))
     resumed = subprocess.run(command, capture_output=True, text=True)

@@ -36,3 +36,4 @@ def test_qwen_extracts_the_sample_offline(name: str):
     Record.model_validate(result.summary.model_dump())
     assert (result.provenance.model, result.provenance.prompt_format) == (name, "chatml")
     assert result.provenance.model_sha256 == resolved.sha256
+    assert (resolved.sha256 != manifest.sha256) == (manifest.adapter is not None)  # a fine-tune runs its fold
